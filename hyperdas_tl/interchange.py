@@ -1,0 +1,199 @@
+"""Interchange interventions as pure tensor functions (no model, no hooks, no state).
+
+Subspace interchange (Geiger et al.'s distributed interchange intervention) with an orthonormal
+basis ``R`` (``d_model x k``)::
+
+    b' = b + R Rᵀ (s - b)
+
+replaces the component of the base vector ``b`` that lies in span(R) by the source's component
+and keeps the orthogonal complement. ``k = 0`` is a no-op, ``k = d_model`` copies the source.
+
+The soft, position-selecting variant first mixes source positions into each base position with
+selection weights ``A`` of shape ``[batch, src_pos + 1, base_pos]`` whose last row is the null
+("keep base") slot and whose columns sum to 1::
+
+    s̃_j = Σ_i A[i, j] s_i + A[null, j] b_j,        b'_j = b_j + R Rᵀ (s̃_j - b_j)
+
+Hard selection is the one-hot case (see :func:`one_hot_selection`).
+"""
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+ORTHONORMAL_ATOL = 1e-3
+SELECTION_SUM_ATOL = 1e-3
+
+
+def check_basis(basis: Tensor, d_model: int, *, atol: float = ORTHONORMAL_ATOL) -> None:
+    """Raise ``ValueError`` unless ``basis`` is ``[d_model, k]`` or ``[batch, d_model, k]``
+    with orthonormal columns (``RᵀR = I`` within ``atol``)."""
+    if basis.ndim not in (2, 3):
+        raise ValueError(
+            f"basis must be [d_model, k] or [batch, d_model, k], got shape {tuple(basis.shape)}"
+        )
+    if basis.shape[-2] != d_model:
+        raise ValueError(
+            f"basis has d_model={basis.shape[-2]} (shape {tuple(basis.shape)}) but the "
+            f"residual stream has d_model={d_model}"
+        )
+    k = basis.shape[-1]
+    if k > d_model:
+        raise ValueError(f"basis has k={k} columns, more than d_model={d_model}")
+    if k == 0:
+        return
+    with torch.no_grad():
+        gram = basis.detach().float().transpose(-1, -2) @ basis.detach().float()
+        error = (gram - torch.eye(k, device=basis.device)).abs().max().item()
+    if not error <= atol:  # also catches NaN
+        raise ValueError(
+            f"basis columns are not orthonormal: max |RᵀR - I| = {error:.3g} > {atol:g}; "
+            "orthonormalise it first (e.g. torch.linalg.qr(basis).Q)"
+        )
+
+
+def check_selection(
+    selection: Tensor, batch: int, src_pos: int, base_pos: int, *, atol: float = SELECTION_SUM_ATOL
+) -> None:
+    """Raise ``ValueError`` unless ``selection`` is ``[batch, src_pos + 1, base_pos]`` with
+    non-negative columns that sum to 1 (within ``atol``)."""
+    expected = (batch, src_pos + 1, base_pos)
+    if tuple(selection.shape) != expected:
+        raise ValueError(
+            f"selection must be [batch, src_pos + 1, base_pos] = {expected} (the last source row "
+            f"is the null 'keep base' slot), got {tuple(selection.shape)}"
+        )
+    with torch.no_grad():
+        column_sums = selection.detach().float().sum(dim=1)
+        error = (column_sums - 1).abs().max().item() if column_sums.numel() else 0.0
+        negative = bool((selection.detach() < -atol).any())
+    if not error <= atol or negative:
+        raise ValueError(
+            "selection columns must be non-negative and sum to 1 over source positions + null "
+            f"(max |sum - 1| = {error:.3g}, negative entries: {negative})"
+        )
+
+
+def project_out(
+    vectors: Float[Tensor, "batch pos d_model"], basis: Float[Tensor, "*batch d_model k"]
+) -> Float[Tensor, "batch pos d_model"]:
+    """``R Rᵀ x`` for every vector, with a shared or per-example basis. Never forms ``R Rᵀ``."""
+    if basis.ndim == 2:
+        return (vectors @ basis) @ basis.T
+    coefficients = torch.einsum("bpd,bdk->bpk", vectors, basis)
+    return torch.einsum("bpk,bdk->bpd", coefficients, basis)
+
+
+def interchange(
+    base: Float[Tensor, "batch pos d_model"],
+    source: Float[Tensor, "batch pos d_model"],
+    basis: Float[Tensor, "*batch d_model k"],
+) -> Float[Tensor, "batch pos d_model"]:
+    """``base + R Rᵀ (source - base)`` position by position (out of place, differentiable).
+
+    ``basis`` is shared (``[d_model, k]``) or per example (``[batch, d_model, k]``) and must
+    have orthonormal columns; shapes are checked, orthonormality is the caller's contract
+    (see :func:`check_basis`).
+    """
+    if base.shape != source.shape:
+        raise ValueError(
+            f"base and source must have the same shape, got {tuple(base.shape)} and "
+            f"{tuple(source.shape)}"
+        )
+    if basis.ndim not in (2, 3) or basis.shape[-2] != base.shape[-1]:
+        raise ValueError(
+            f"basis must be [d_model, k] or [batch, d_model, k] with d_model={base.shape[-1]}, "
+            f"got {tuple(basis.shape)}"
+        )
+    if basis.ndim == 3 and basis.shape[0] != base.shape[0]:
+        raise ValueError(
+            f"per-example basis has batch {basis.shape[0]} but the residual has batch "
+            f"{base.shape[0]}"
+        )
+    basis = basis.to(base.dtype)
+    return base + project_out(source - base, basis)
+
+
+def mix_source(
+    base: Float[Tensor, "batch base_pos d_model"],
+    source: Float[Tensor, "batch src_pos d_model"],
+    selection: Float[Tensor, "batch src_pos_plus_null base_pos"],
+) -> Float[Tensor, "batch base_pos d_model"]:
+    """``s̃_j = Σ_i A[i, j] s_i + A[null, j] b_j``: the source each base position reads."""
+    selection = selection.to(base.dtype)
+    from_source = torch.einsum("bij,bid->bjd", selection[:, :-1], source)
+    return from_source + selection[:, -1, :, None] * base
+
+
+def soft_interchange(
+    base: Float[Tensor, "batch base_pos d_model"],
+    source: Float[Tensor, "batch src_pos d_model"],
+    selection: Float[Tensor, "batch src_pos_plus_null base_pos"],
+    basis: Float[Tensor, "*batch d_model k"],
+) -> Float[Tensor, "batch base_pos d_model"]:
+    """Position-mixed subspace interchange: :func:`interchange` of ``base`` with
+    :func:`mix_source`. A base column whose weight is all on null stays exactly ``base``."""
+    if base.shape[0] != source.shape[0] or base.shape[-1] != source.shape[-1]:
+        raise ValueError(
+            f"base {tuple(base.shape)} and source {tuple(source.shape)} must share batch and "
+            "d_model"
+        )
+    expected = (base.shape[0], source.shape[1] + 1, base.shape[1])
+    if tuple(selection.shape) != expected:
+        raise ValueError(
+            f"selection must be [batch, src_pos + 1, base_pos] = {expected}, got "
+            f"{tuple(selection.shape)}"
+        )
+    return interchange(base, mix_source(base, source, selection), basis)
+
+
+def one_hot_selection(
+    source_positions: Int[Tensor, " batch"],
+    base_positions: Int[Tensor, " batch"],
+    src_pos: int,
+    base_pos: int,
+) -> Float[Tensor, "batch src_pos_plus_null base_pos"]:
+    """Hard selection: base position ``base_positions[b]`` reads source position
+    ``source_positions[b]``; every other base position keeps its own value (null)."""
+    return positions_to_selection(
+        source_positions[:, None], base_positions[:, None], src_pos=src_pos, base_pos=base_pos
+    )
+
+
+def positions_to_selection(
+    source_positions: Int[Tensor, "batch n"],
+    base_positions: Int[Tensor, "batch n"],
+    *,
+    src_pos: int,
+    base_pos: int,
+    valid: Bool[Tensor, "batch n"] | None = None,
+) -> Float[Tensor, "batch src_pos_plus_null base_pos"]:
+    """One-hot selection from ``n`` (source position -> base position) pairs per example.
+
+    Pairs where ``valid`` is False are ignored. A base position named twice raises."""
+    if source_positions.shape != base_positions.shape or source_positions.ndim != 2:
+        raise ValueError(
+            "source_positions and base_positions must both be [batch, n], got "
+            f"{tuple(source_positions.shape)} and {tuple(base_positions.shape)}"
+        )
+    if valid is None:
+        valid = torch.ones_like(source_positions, dtype=torch.bool)
+    src_ok = (source_positions >= 0) & (source_positions < src_pos)
+    base_ok = (base_positions >= 0) & (base_positions < base_pos)
+    if bool((valid & ~(src_ok & base_ok)).any()):
+        raise ValueError(
+            f"positions out of range: source positions must be in [0, {src_pos}) and base "
+            f"positions in [0, {base_pos})"
+        )
+    batch = source_positions.shape[0]
+    selection = torch.zeros(batch, src_pos + 1, base_pos, device=source_positions.device)
+    selection[:, src_pos, :] = 1.0
+    rows = torch.arange(batch, device=source_positions.device)[:, None].expand_as(valid)
+    b, s, j = rows[valid], source_positions[valid], base_positions[valid]
+    counts = torch.zeros(batch, base_pos, device=source_positions.device)
+    counts.index_put_((b, j), torch.ones_like(j, dtype=counts.dtype), accumulate=True)
+    if bool((counts > 1).any()):
+        raise ValueError("a base position is selected more than once in one example")
+    selection[b, src_pos, j] = 0.0
+    selection[b, s, j] = 1.0
+    return selection
