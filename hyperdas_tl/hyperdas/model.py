@@ -1,0 +1,214 @@
+"""HyperDAS on a frozen TransformerLens target.
+
+One forward (:meth:`HyperDAS.forward`):
+
+1. The frozen target runs once on the base and once on the source, under ``no_grad``, through
+   :func:`hyperdas_tl.partial_forward.resid_stream_states` (every ``hook_resid_pre`` + the final
+   normalised output; no unembedding).
+2. The hypernetwork reads the concept tokens and those states and returns the encoding ``e``.
+3. The selection module turns ``e`` and the layer-L states into soft weights ``A``, read out as
+   soft / one-to-many / one-to-one; the subspace module turns ``e`` into ``R(e)``.
+4. The intervened pass starts at layer L from the base's ``hook_resid_pre`` (blocks before L never
+   run again, so nothing before L is kept for backward) with the soft interchange hook of
+   :mod:`hyperdas_tl.hooks` on ``blocks.L.hook_resid_pre``, scoped by ``model.hooks``.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from hyperdas_tl.data.batching import InterventionBatch
+from hyperdas_tl.hooks import soft_interchange_hook_for
+from hyperdas_tl.hyperdas.config import SELECTION_MODES, HyperDASConfig, SelectionMode
+from hyperdas_tl.hyperdas.hypernetwork import Hypernetwork
+from hyperdas_tl.hyperdas.loss import IGNORE_INDEX, HyperDASLoss, hyperdas_loss
+from hyperdas_tl.hyperdas.selection import PositionSelection, read_out
+from hyperdas_tl.hyperdas.subspace import HouseholderSubspace
+from hyperdas_tl.partial_forward import ResidStreamStates, resid_stream_states, run_from_layer
+
+
+@dataclass
+class TargetStates:
+    """The frozen target's residual streams for one batch (computed without grad)."""
+
+    base: ResidStreamStates
+    source: ResidStreamStates
+
+
+@dataclass
+class HyperDASOutput:
+    """Result of :meth:`HyperDAS.forward`."""
+
+    logits: Float[Tensor, "batch base_pos d_vocab"]
+    """Logits of the intervened base run."""
+    selection: Float[Tensor, "batch src_pos_plus_null base_pos"]
+    """The selection the intervention used (the read-out of ``soft_selection``)."""
+    soft_selection: Float[Tensor, "batch src_pos_plus_null base_pos"]
+    """The soft weights ``A`` (columns sum to 1; null row last)."""
+    basis: Float[Tensor, "batch d_model k"]
+    """``R(e)``, orthonormal columns."""
+    encoding: Float[Tensor, "batch d_model"]
+    """The hypernetwork's encoding ``e``."""
+    loss: HyperDASLoss | None
+    """Loss parts (None when the batch has no label tokens)."""
+
+
+class HyperDAS(nn.Module):
+    """Hypernetwork + position selection + Householder subspace over a frozen target.
+
+    The target is referenced, not owned: it is not a submodule, so ``parameters()`` and
+    ``state_dict()`` hold only what HyperDAS trains.
+    """
+
+    def __init__(self, target: nn.Module, config: HyperDASConfig | None = None) -> None:
+        super().__init__()
+        n_layers, d_model = int(target.cfg.n_layers), int(target.cfg.d_model)
+        config = (config or HyperDASConfig()).resolved_for(n_layers, d_model)
+        self.config = config
+        object.__setattr__(self, "_target", target)  # a reference, not a submodule
+        device = next(target.parameters()).device
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.hypernetwork = Hypernetwork.from_target(
+                target,
+                config.n_hypernet_layers,
+                routing=config.state_routing,
+                train_embedding=config.train_embedding,
+            )
+            self.selection = PositionSelection(d_model, config.n_selection_heads)
+            self.subspace = HouseholderSubspace(d_model, config.k)  # type: ignore[arg-type]
+        self.to(device)
+
+    @property
+    def target(self) -> nn.Module:
+        """The frozen target model."""
+        return self._target
+
+    @property
+    def layer(self) -> int:
+        return int(self.config.layer)  # type: ignore[arg-type]
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @torch.no_grad()
+    def target_states(self, batch: InterventionBatch) -> TargetStates:
+        """Step 1: the frozen target's states for base and source (one no-grad pass each)."""
+        return TargetStates(
+            base=resid_stream_states(self.target, batch.base_ids, batch.base_attention_mask),
+            source=resid_stream_states(self.target, batch.source_ids, batch.source_attention_mask),
+        )
+
+    def forward(
+        self,
+        batch: InterventionBatch,
+        selection_mode: SelectionMode = "soft",
+        *,
+        sparsity_weight: float = 0.0,
+        states: TargetStates | None = None,
+    ) -> HyperDASOutput:
+        """Intervene on ``batch`` and, when it has labels, compute the loss.
+
+        Args:
+            batch: base/source/concept tensors (see :mod:`hyperdas_tl.data.batching`).
+            selection_mode: ``"soft"`` (training), ``"one_to_many"`` or ``"one_to_one"``.
+            sparsity_weight: weight of the sparsity penalty in ``loss.total``.
+            states: precomputed :meth:`target_states` (computed here when None).
+        """
+        if selection_mode not in SELECTION_MODES:
+            raise ValueError(
+                f"selection_mode must be one of {SELECTION_MODES}, got {selection_mode!r}"
+            )
+        check_batch(batch, self.target)
+        states = states if states is not None else self.target_states(batch)
+        layer = self.layer
+        base_l, source_l = states.base.at(layer), states.source.at(layer)
+
+        encoding = self.hypernetwork(
+            batch.concept_ids,
+            batch.concept_attention_mask,
+            states.base.all_states(),
+            batch.base_intervenable,
+            states.source.all_states(),
+            batch.source_intervenable,
+        )
+        soft = self.selection(
+            encoding, base_l, source_l, batch.base_intervenable, batch.source_intervenable
+        )
+        selection = read_out(
+            soft,
+            selection_mode,
+            batch.base_intervenable,
+            batch.source_intervenable,
+            self.config.one_to_one_floor,
+        )
+        basis = self.subspace(encoding)
+        for name, value in (("encoding e", encoding), ("selection", soft), ("basis R(e)", basis)):
+            if not bool(torch.isfinite(value).all()):
+                raise FloatingPointError(
+                    f"the {name} is not finite (NaN/inf in HyperDAS weights or inputs)"
+                )
+
+        hook = soft_interchange_hook_for(self.target, layer, source_l, selection, basis)
+        with self.target.hooks(fwd_hooks=[hook]):
+            logits = run_from_layer(self.target, base_l, layer, batch.base_attention_mask)
+
+        loss = None
+        if bool((batch.labels != IGNORE_INDEX).any()):
+            loss = hyperdas_loss(
+                logits,
+                batch.labels,
+                batch.is_cause,
+                soft,
+                cause_weight=self.config.cause_weight,
+                isolate_weight=self.config.isolate_weight,
+                sparsity_weight=sparsity_weight,
+            )
+        return HyperDASOutput(
+            logits=logits,
+            selection=selection,
+            soft_selection=soft,
+            basis=basis,
+            encoding=encoding,
+            loss=loss,
+        )
+
+
+def check_batch(batch: InterventionBatch, target: nn.Module) -> None:
+    """Raise ``ValueError`` when ``batch`` cannot be intervened on."""
+    n = batch.base_ids.shape[0]
+    pairs = {
+        "base_attention_mask": (batch.base_attention_mask, batch.base_ids),
+        "base_intervenable": (batch.base_intervenable, batch.base_ids),
+        "labels": (batch.labels, batch.base_ids),
+        "source_attention_mask": (batch.source_attention_mask, batch.source_ids),
+        "source_intervenable": (batch.source_intervenable, batch.source_ids),
+        "concept_attention_mask": (batch.concept_attention_mask, batch.concept_ids),
+    }
+    for name, (tensor, like) in pairs.items():
+        if tensor.shape != like.shape:
+            raise ValueError(
+                f"{name} has shape {tuple(tensor.shape)} but its ids have {tuple(like.shape)}"
+            )
+    for name, tensor in (("source_ids", batch.source_ids), ("concept_ids", batch.concept_ids)):
+        if tensor.ndim != 2 or tensor.shape[0] != n:
+            raise ValueError(f"{name} must be [batch={n}, pos], got {tuple(tensor.shape)}")
+    if tuple(batch.is_cause.shape) != (n,):
+        raise ValueError(f"is_cause must be [batch={n}], got {tuple(batch.is_cause.shape)}")
+    for name in ("base_intervenable", "source_intervenable"):
+        mask = getattr(batch, name).bool()
+        if not bool(mask.any(dim=1).all()):
+            raise ValueError(f"every example needs at least one intervenable position ({name})")
+    if bool((batch.base_intervenable.bool() & ~batch.base_attention_mask.bool()).any()):
+        raise ValueError("base_intervenable marks padding positions")
+    if bool((batch.source_intervenable.bool() & ~batch.source_attention_mask.bool()).any()):
+        raise ValueError("source_intervenable marks padding positions")
+    if not bool(batch.concept_attention_mask.bool()[:, 0].all()):
+        raise ValueError("every example needs concept tokens (right-padded)")
+    d_vocab = int(target.cfg.d_vocab)
+    for name in ("base_ids", "source_ids", "concept_ids"):
+        ids = getattr(batch, name)
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= d_vocab):
+            raise ValueError(f"{name} holds token ids outside [0, {d_vocab})")

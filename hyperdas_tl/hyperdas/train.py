@@ -1,0 +1,298 @@
+"""Training loop of HyperDAS.
+
+:func:`train_hyperdas` runs AdamW (R0 in its own parameter group with its own learning rate,
+no weight decay on R0, norms, biases or the state embedding), optional linear warm-up, global
+gradient-norm clipping and the sparsity schedule of :mod:`hyperdas_tl.hyperdas.loss`. Batch
+order is a function of (seed, step) alone (a fresh seeded permutation per epoch), so a run
+resumed from a checkpoint sees exactly the batches the uninterrupted run would have seen and
+ends with the same weights. A non-finite loss or gradient norm stops training with
+:class:`NonFiniteLossError` before the optimiser step, so the weights (and the last checkpoint)
+stay usable.
+
+Progress (tqdm) shows a running loss and Cause / Isolate accuracy on the first
+``config.val_batches`` validation batches, judged teacher-forced by a small private helper
+(every label token must be the argmax); :mod:`hyperdas_tl.metrics` is the full evaluation.
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from hyperdas_tl.data.batching import InterventionBatch
+from hyperdas_tl.hyperdas.checkpoint import (
+    ARCHITECTURE_FIELDS,
+    TrainerState,
+    has_checkpoint,
+    load_training_state,
+    load_weights,
+    save_checkpoint,
+)
+from hyperdas_tl.hyperdas.config import HyperDASConfig, SelectionMode
+from hyperdas_tl.hyperdas.loss import IGNORE_INDEX, HyperDASLoss, sparsity_weight
+from hyperdas_tl.hyperdas.model import HyperDAS
+from hyperdas_tl.hyperdas.subspace import r0_parameters
+
+logger = logging.getLogger(__name__)
+
+MAX_JUDGED_LABEL_TOKENS = 3
+RUNNING_LOSS_DECAY = 0.9
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/inf loss or gradient norm."""
+
+
+@dataclass
+class Accuracy:
+    """Teacher-forced Cause / Isolate accuracy (None where the split has no examples)."""
+
+    cause: float | None
+    isolate: float | None
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_hyperdas` returns."""
+
+    steps: int
+    """Optimiser steps completed in total (including those before a resume)."""
+    history: list[dict[str, int | float]]
+    """One record per step: loss parts, sparsity weight, learning rate, validation accuracy."""
+    validation: Accuracy | None
+    """Final accuracy on the validation slice (None without validation batches)."""
+
+
+def build_optimizer(model: HyperDAS, config: HyperDASConfig) -> torch.optim.AdamW:
+    """AdamW with three groups: decayed matrices, undecayed vectors/norms, and R0."""
+    r0_ids = {id(p) for p in r0_parameters(model.subspace)}
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad or id(parameter) in r0_ids:
+            continue
+        is_matrix = parameter.ndim >= 2 and "state_embedding" not in name
+        (decay if is_matrix else no_decay).append(parameter)
+    groups = [
+        {"params": decay, "lr": config.lr, "weight_decay": config.weight_decay},
+        {"params": no_decay, "lr": config.lr, "weight_decay": 0.0},
+        {"params": r0_parameters(model.subspace), "lr": config.r0_lr, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]])
+
+
+def _base_lrs(optimizer: torch.optim.Optimizer, config: HyperDASConfig) -> list[float]:
+    n = len(optimizer.param_groups)
+    return [config.lr] * (n - 1) + [config.r0_lr]
+
+
+def batch_index(step: int, n_batches: int, seed: int) -> int:
+    """Index of the batch used at ``step``: a seeded permutation per epoch."""
+    epoch, offset = divmod(step, n_batches)
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return int(torch.randperm(n_batches, generator=generator)[offset])
+
+
+def _correct(
+    logits: Float[Tensor, "batch pos d_vocab"], labels: Int[Tensor, "batch pos"]
+) -> tuple[Bool[Tensor, " batch"], Bool[Tensor, " batch"]]:
+    """Per example: whether the first ≤3 label tokens are all the argmax, and whether the
+    example has a label at all."""
+    is_label = labels != IGNORE_INDEX
+    judged = is_label & (is_label.long().cumsum(dim=1) <= MAX_JUDGED_LABEL_TOKENS)
+    hits = (logits.argmax(dim=-1) == labels) | ~judged
+    return hits.all(dim=1) & judged.any(dim=1), judged.any(dim=1)
+
+
+@torch.no_grad()
+def teacher_forced_accuracy(
+    model: HyperDAS, batches: Sequence[InterventionBatch], mode: SelectionMode = "soft"
+) -> Accuracy:
+    """Cause / Isolate accuracy over ``batches`` (a quick check, not the evaluation metric)."""
+    was_training = model.training
+    model.eval()
+    counts = {True: [0, 0], False: [0, 0]}
+    try:
+        for batch in batches:
+            output = model(batch, mode)
+            correct, has_label = _correct(output.logits, batch.labels)
+            for is_cause in (True, False):
+                rows = has_label & (batch.is_cause.bool() == is_cause)
+                counts[is_cause][0] += int((correct & rows).sum())
+                counts[is_cause][1] += int(rows.sum())
+    finally:
+        model.train(was_training)
+
+    def ratio(pair: list[int]) -> float | None:
+        return pair[0] / pair[1] if pair[1] else None
+
+    return Accuracy(cause=ratio(counts[True]), isolate=ratio(counts[False]))
+
+
+def _check_config(model: HyperDAS, config: HyperDASConfig | None) -> HyperDASConfig:
+    if config is None:
+        return model.config
+    target = model.target
+    resolved = config.resolved_for(int(target.cfg.n_layers), int(target.cfg.d_model))
+    for name in ARCHITECTURE_FIELDS:
+        if getattr(resolved, name) != getattr(model.config, name):
+            raise ValueError(
+                f"config.{name}={getattr(resolved, name)!r} differs from the model's "
+                f"{getattr(model.config, name)!r}; build the model from this config"
+            )
+    return resolved
+
+
+def _finite_or_raise(value: Tensor, what: str, step: int, loss: HyperDASLoss) -> None:
+    if not bool(torch.isfinite(value)):
+        raise NonFiniteLossError(
+            f"HyperDAS training stopped at step {step}: {what} is {float(value)} "
+            f"(ce={float(loss.ce.detach()):.4g}, sparsity={float(loss.sparsity.detach()):.4g}, "
+            f"sparsity_weight={loss.sparsity_weight:.3g}). Lower lr / r0_lr, check the batch "
+            "for empty label or intervention masks, or resume from the last checkpoint."
+        )
+
+
+def train_hyperdas(
+    model: HyperDAS,
+    train_batches: Sequence[InterventionBatch],
+    config: HyperDASConfig | None = None,
+    *,
+    val_batches: Sequence[InterventionBatch] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_step: Callable[[int, HyperDASLoss], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` for ``config.n_steps`` steps over ``train_batches`` (cycled, reshuffled
+    each epoch).
+
+    Args:
+        model: the HyperDAS model (its target stays frozen).
+        train_batches: the training batches (already on the model's device).
+        config: training settings; defaults to ``model.config``. Its architecture fields must
+            match the model's. It replaces ``model.config`` so checkpoints record it.
+        val_batches: batches for the progress-bar Cause/Isolate (first ``config.val_batches``).
+        checkpoint_dir: where to save every ``config.checkpoint_every`` steps and at the end.
+        resume: continue from the checkpoint in ``checkpoint_dir`` (fresh start when there is
+            none). Without ``resume``, an existing checkpoint there is an error.
+        progress: show a tqdm bar.
+        on_step: called as ``on_step(step, loss)`` after each optimiser step.
+    """
+    config = _check_config(model, config)
+    model.config = config
+    if not train_batches:
+        raise ValueError("train_batches is empty")
+    if config.checkpoint_every is not None and checkpoint_dir is None:
+        raise ValueError("config.checkpoint_every is set but no checkpoint_dir was given")
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs a checkpoint_dir")
+    val_slice = list(val_batches or [])[: config.val_batches]
+
+    optimizer = build_optimizer(model, config)
+    state = TrainerState()
+    if checkpoint_dir is not None and has_checkpoint(checkpoint_dir):
+        if not resume:
+            raise ValueError(
+                f"{checkpoint_dir} already holds a checkpoint; pass resume=True to continue it "
+                "or choose another checkpoint_dir"
+            )
+        load_weights(checkpoint_dir, model)
+        state = load_training_state(checkpoint_dir, optimizer)
+        logger.info("Resuming HyperDAS training from step %d (%s)", state.step, checkpoint_dir)
+    elif resume:
+        logger.info("No checkpoint in %s; starting a fresh run", checkpoint_dir)
+
+    base_lrs = _base_lrs(optimizer, config)
+    running = state.history[-1]["running_loss"] if state.history else None
+    postfix: dict[str, str] = {}
+    model.train()
+    bar = tqdm(
+        range(state.step, config.n_steps),
+        initial=state.step,
+        total=config.n_steps,
+        disable=not progress,
+        desc="HyperDAS",
+    )
+    for step in bar:
+        batch = train_batches[batch_index(step, len(train_batches), config.seed)]
+        warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+        for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
+            group["lr"] = base_lr * warm
+        weight = sparsity_weight(step, config.n_steps, config.sparsity_max, config.sparsity_start)
+
+        try:
+            output = model(batch, "soft", sparsity_weight=weight)
+        except FloatingPointError as error:
+            raise NonFiniteLossError(
+                f"HyperDAS training stopped at step {step}: {error}. Lower lr / r0_lr or "
+                "resume from the last checkpoint."
+            ) from error
+        loss = output.loss
+        if loss is None:
+            raise ValueError(f"training batch at step {step} has no label tokens")
+        _finite_or_raise(loss.total, "the loss", step, loss)
+        optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        parameters = [p for p in model.parameters() if p.grad is not None]
+        max_norm = config.grad_clip if config.grad_clip is not None else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+        _finite_or_raise(grad_norm, "the gradient norm", step, loss)
+        optimizer.step()
+
+        value = float(loss.total.detach())
+        running = (
+            value
+            if running is None
+            else (RUNNING_LOSS_DECAY * running + (1 - RUNNING_LOSS_DECAY) * value)
+        )
+        record: dict[str, int | float] = {
+            "step": step + 1,
+            "loss": value,
+            "ce": float(loss.ce.detach()),
+            "sparsity": float(loss.sparsity.detach()),
+            "sparsity_weight": weight,
+            "grad_norm": float(grad_norm),
+            "running_loss": running,
+        }
+        done = step + 1
+        if val_slice and (done % config.eval_every == 0 or done == config.n_steps):
+            accuracy = teacher_forced_accuracy(model, val_slice)
+            for name in ("cause", "isolate"):
+                value_ = getattr(accuracy, name)
+                if value_ is not None:
+                    record[f"val_{name}"] = value_
+                    postfix[name[:3]] = f"{value_:.2f}"
+        state.history.append(record)
+        state.step = done
+        bar.set_postfix(loss=f"{running:.3f}", **postfix)
+        if on_step is not None:
+            on_step(step, loss)
+        if checkpoint_dir is not None and (
+            done == config.n_steps
+            or (config.checkpoint_every is not None and done % config.checkpoint_every == 0)
+        ):
+            save_checkpoint(checkpoint_dir, model, optimizer=optimizer, trainer_state=state)
+    bar.close()
+    model.eval()
+
+    validation = None
+    if val_slice:
+        last = state.history[-1] if state.history else {}
+        validation = Accuracy(cause=last.get("val_cause"), isolate=last.get("val_isolate"))
+    return TrainResult(steps=state.step, history=state.history, validation=validation)
+
+
+__all__ = [
+    "Accuracy",
+    "NonFiniteLossError",
+    "TrainResult",
+    "batch_index",
+    "build_optimizer",
+    "teacher_forced_accuracy",
+    "train_hyperdas",
+]

@@ -1,0 +1,174 @@
+"""HyperDAS forward: shapes, masks, selection, subspace, gradients, bad inputs."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+from hyperdas_helpers import build_batch, build_config
+from jaxtyping import TypeCheckError
+
+from hyperdas_tl.hooks import soft_interchange_hook
+from hyperdas_tl.hyperdas.config import SELECTION_MODES
+from hyperdas_tl.hyperdas.hypernetwork import state_groups
+from hyperdas_tl.hyperdas.loss import sparsity_penalty, sparsity_weight
+from hyperdas_tl.hyperdas.model import HyperDAS
+from hyperdas_tl.hyperdas.selection import one_to_one
+from hyperdas_tl.hyperdas.subspace import orthonormality_error
+
+
+@pytest.fixture(scope="module")
+def model(tiny_target):
+    return HyperDAS(tiny_target, build_config())
+
+
+def test_shapes_and_selection_columns(model, tiny_target):
+    batch = build_batch()
+    for mode in SELECTION_MODES:
+        out = model(batch, mode)
+        assert out.logits.shape == (3, 7, tiny_target.cfg.d_vocab)
+        assert out.selection.shape == (3, 6 + 1, 7)
+        assert out.basis.shape == (3, 64, 4)
+        assert out.encoding.shape == (3, 64)
+        assert torch.allclose(out.selection.sum(dim=1), torch.ones(3, 7), atol=1e-5)
+        assert torch.allclose(out.soft_selection.sum(dim=1), torch.ones(3, 7), atol=1e-5)
+        assert bool((out.selection >= 0).all())
+        assert out.loss is not None and torch.isfinite(out.loss.total)
+        if mode != "soft":
+            assert set(out.selection.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_masked_positions(model):
+    batch = build_batch()
+    out = model(batch)
+    soft = out.soft_selection
+    masked_base = ~batch.base_intervenable
+    # Non-intervenable base columns put all mass on null ...
+    assert bool((soft[:, -1][masked_base] == 1.0).all())
+    assert bool((soft[:, :-1].transpose(1, 2)[masked_base] == 0.0).all())
+    # ... non-intervenable source rows get nothing ...
+    masked_source = ~batch.source_intervenable
+    assert bool((soft[:, :-1][masked_source] == 0.0).all())
+    # ... and the intervention leaves those base positions exactly unchanged.
+    states = model.target_states(batch)
+    base_l = states.base.at(model.layer)
+    patched = soft_interchange_hook(
+        base_l, hook=None, source=states.source.at(model.layer), selection=soft, basis=out.basis
+    )
+    assert torch.equal(patched[masked_base], base_l[masked_base])
+    assert not torch.equal(patched[~masked_base], base_l[~masked_base])
+
+
+def test_basis_and_r0_orthonormal(model):
+    out = model(build_batch())
+    assert orthonormality_error(out.basis) < 1e-5
+    assert orthonormality_error(model.subspace.r0) < 1e-5
+    # R(e) really depends on e (one Householder reflection per example).
+    assert (out.basis[0] - out.basis[1]).abs().max() > 1e-6
+
+
+def test_gradients_reach_every_trainable_parameter_and_not_the_target(tiny_target):
+    model = HyperDAS(tiny_target, build_config(state_routing="all", train_embedding=True))
+    out = model(build_batch(), sparsity_weight=1.0)
+    # make the sparsity term live so its path is exercised too
+    (out.loss.total + 10 * sparsity_penalty(out.soft_selection * 3)).backward()
+    missing = [
+        name
+        for name, p in model.named_parameters()
+        if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)
+    ]
+    assert missing == []
+    assert all(p.grad is None for p in tiny_target.parameters())
+    assert not any(p.requires_grad for p in tiny_target.parameters())
+    target_ids = {id(p) for p in tiny_target.parameters()}
+    assert not target_ids & {id(p) for p in model.parameters()}
+
+
+def test_forward_is_deterministic_and_seeded(tiny_target):
+    a = HyperDAS(tiny_target, build_config(seed=3))
+    b = HyperDAS(tiny_target, build_config(seed=3))
+    batch = build_batch()
+    assert torch.equal(a(batch).logits, b(batch).logits)
+
+
+def test_state_groups_cover_every_state_once():
+    groups = state_groups(31, 8, "grouped")
+    assert sorted(i for g in groups for i in g) == list(range(31))
+    assert all(groups)
+    assert state_groups(5, 2, "all") == [list(range(5))] * 2
+
+
+def test_one_to_one_rule():
+    # 2 source tokens + null, 3 base columns.
+    weights = torch.tensor(
+        [
+            [
+                [0.6, 0.5, 0.05],  # source 0: best column 0 (0.6 > null 0.3) -> wins column 0
+                [0.1, 0.45, 0.05],  # source 1: best column 1, but 0.45 < null 0.5... loses
+                [0.3, 0.05, 0.9],  # null
+            ]
+        ]
+    )
+    weights[0, 2, 1] = 0.05  # make column 1's null small so source 1 (0.45) wins it
+    base_mask = torch.ones(1, 3, dtype=torch.bool)
+    source_mask = torch.ones(1, 2, dtype=torch.bool)
+    hard = one_to_one(weights, base_mask, source_mask, floor=0.1)
+    assert hard[0].argmax(dim=0).tolist() == [0, 1, 2]
+    # a higher floor rejects both bids except source 0's
+    hard = one_to_one(weights, base_mask, source_mask, floor=0.5)
+    assert hard[0].argmax(dim=0).tolist() == [0, 2, 2]
+    # two sources bidding on the same column: the higher bid wins, the other writes nothing
+    weights2 = torch.tensor([[[0.7, 0.1], [0.2, 0.1], [0.1, 0.8]]])
+    hard = one_to_one(weights2, torch.ones(1, 2, dtype=torch.bool), source_mask, floor=0.1)
+    assert hard[0].argmax(dim=0).tolist() == [0, 2]
+
+
+def test_sparsity_schedule_is_a_smooth_ramp():
+    values = [sparsity_weight(step, 100, 1.5) for step in range(100)]
+    assert values[:50] == [0.0] * 50
+    assert values[-1] == pytest.approx(1.5)
+    diffs = [b - a for a, b in zip(values[50:], values[51:], strict=False)]
+    assert all(d == pytest.approx(diffs[0]) for d in diffs)
+
+
+def test_sparsity_penalty_counts_only_excess_mass():
+    sel = torch.zeros(1, 3, 4)
+    sel[0, 0, :] = 1.0  # source 0 feeds all 4 base columns: excess 3
+    assert float(sparsity_penalty(sel)) == pytest.approx(3.0)
+    sel = torch.zeros(1, 3, 4)
+    sel[0, 0, 0] = sel[0, 1, 1] = 1.0
+    assert float(sparsity_penalty(sel)) == 0.0
+
+
+def test_bad_inputs_raise(model):
+    batch = build_batch()
+    with pytest.raises((ValueError, TypeCheckError), match="selection_mode"):
+        model(batch, "hard")
+    empty = replace(batch, base_intervenable=torch.zeros_like(batch.base_intervenable))
+    with pytest.raises(ValueError, match="intervenable"):
+        model(empty)
+    padded = replace(batch, source_intervenable=torch.ones_like(batch.source_intervenable))
+    with pytest.raises(ValueError, match="padding"):
+        model(padded)
+    no_concept = replace(batch, concept_attention_mask=torch.zeros_like(batch.concept_ids))
+    with pytest.raises(ValueError, match="concept"):
+        model(no_concept)
+    big = replace(batch, concept_ids=batch.concept_ids + 10**6)
+    with pytest.raises(ValueError, match="token ids"):
+        model(big)
+
+
+@pytest.mark.smollm2
+def test_smollm2_forward_backward():
+    from hyperdas_tl.hyperdas.config import HyperDASConfig
+    from hyperdas_tl.models import load_model
+
+    target = load_model("smollm2-135m", device="cpu")
+    model = HyperDAS(target, HyperDASConfig(layer=15, n_hypernet_layers=2))
+    assert model.config.k == 18
+    batch = build_batch(batch=2, vocab=int(target.cfg.d_vocab))
+    out = model(batch)
+    assert out.logits.shape == (2, 7, target.cfg.d_vocab)
+    assert orthonormality_error(out.basis) < 1e-5
+    out.loss.total.backward()
+    assert all(p.grad is None for p in target.parameters())
+    assert model.selection.query.weight.grad is not None
