@@ -1,14 +1,10 @@
 """Shared fixtures: seeded RNG, the tiny random Llama, and the real SmolLM2 (session-scoped)."""
 
-import contextlib
 import os
-import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from jaxtyping import TypeCheckError
 
 from hyperdas_tl.models import load_model, tiny_llama_config
 
@@ -41,16 +37,3 @@ def ravel_archive() -> Path:
     if not path.exists():
         pytest.skip(f"RAVEL archive not found at {path}")
     return path
-
-
-@contextlib.contextmanager
-def raises_bad_input(match: str) -> Iterator[None]:
-    """Expect the library's ``ValueError`` naming the problem (``match``).
-
-    Under the test suite's runtime jaxtyping checks a wrong *shape* can be caught one step
-    earlier, by jaxtyping's own ``TypeCheckError``; that is also accepted.
-    """
-    with pytest.raises((ValueError, TypeCheckError)) as info:
-        yield
-    if not isinstance(info.value, TypeCheckError):
-        assert re.search(match, str(info.value)), f"{match!r} not in {info.value}"

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from conftest import raises_bad_input
+from bad_input import raises_bad_input
 
 from hyperdas_tl.hooks import (
     capture_resid_pre,

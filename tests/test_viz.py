@@ -17,7 +17,7 @@ import circuitsvis
 import numpy as np
 import pytest
 import torch
-from conftest import raises_bad_input
+from bad_input import raises_bad_input
 from matplotlib import image
 
 from hyperdas_tl.viz import (
