@@ -197,3 +197,22 @@ def positions_to_selection(
     selection[b, src_pos, j] = 0.0
     selection[b, s, j] = 1.0
     return selection
+
+
+def fit_selection_width(
+    selection: Float[Tensor, "batch src_pos_plus_null base_pos"], width: int
+) -> Float[Tensor, "batch src_pos_plus_null width"]:
+    """A selection for a base forward of ``width`` positions: extra columns are all-null (keep
+    base); columns cut off must already be all-null (else ``ValueError``)."""
+    base_pos = selection.shape[-1]
+    if width >= base_pos:
+        pad = torch.zeros(*selection.shape[:-1], width - base_pos, dtype=selection.dtype)
+        pad[:, -1] = 1.0
+        return torch.cat([selection, pad.to(selection.device)], dim=-1)
+    dropped = selection[:, :-1, width:]
+    if bool((dropped.abs() > 0).any()):
+        raise ValueError(
+            f"cannot shrink a selection from {base_pos} to {width} base positions: a dropped "
+            "position reads from the source"
+        )
+    return selection[..., :width]

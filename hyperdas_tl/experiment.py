@@ -1,0 +1,173 @@
+"""From a data choice to batches: the one path the CLI, the notebooks and ``analyses/`` share.
+
+``DataConfig`` names the data (the offline GeoNames city domain or a real RAVEL domain), the
+target attributes and the caps; :func:`build_experiment_data` builds (or reuses from the cache)
+the model-specific instance, draws cause/isolate pairs per target attribute and split, and
+collates them. HyperDAS trains one hypernetwork on the union of the attributes' training pairs
+(the concept text tells them apart); scores are reported per attribute.
+"""
+
+import logging
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from hyperdas_tl.data import (
+    GeonamesConfig,
+    InstanceConfig,
+    PairConfig,
+    RavelInstance,
+    build_geonames_city,
+    collate_examples,
+    load_or_build_instance,
+    load_ravel,
+    make_pairs,
+)
+from hyperdas_tl.data.batching import InterventionBatch
+from hyperdas_tl.data.examples import InterventionExample
+
+logger = logging.getLogger(__name__)
+
+DataSource = Literal["geonames", "ravel"]
+TEST_SPLITS = ("test_entity", "test_context")
+
+
+@dataclass
+class DataConfig:
+    """Which data, which attributes, how much of it."""
+
+    source: DataSource = "geonames"
+    """``"geonames"``: the offline city domain built from PyPI data (no download); ``"ravel"``:
+    the real benchmark (archive from ``ravel_path`` or ``$HYPERDAS_TL_RAVEL``)."""
+    domain: str = "city"
+    """RAVEL entity type (only ``"city"`` for ``geonames``)."""
+    attributes: tuple[str, ...] = ("Country", "Continent")
+    """Target attributes (each is a concept for HyperDAS)."""
+    ravel_path: str | None = None
+    """RAVEL ``data.tgz`` or folder (default ``$HYPERDAS_TL_RAVEL``)."""
+    max_entities: int = 80
+    """Entities sampled before the model-specific filtering (RAVEL keeps ~400)."""
+    max_templates: int = 6
+    """Templates per attribute sampled before filtering (RAVEL keeps at most 12)."""
+    train_pairs: int = 512
+    """Cause + isolate training examples per target attribute."""
+    eval_pairs: int = 128
+    """Cause + isolate examples per attribute in each validation/test split."""
+    batch_size: int = 16
+    """Examples per batch."""
+    max_label_tokens: int = 3
+    """Label tokens kept for teacher forcing."""
+    seed: int = 0
+    """Seed of sampling and shuffling."""
+    instance_attributes: tuple[str, ...] | None = None
+    """Attributes the instance is built for (default: every attribute of the domain, which makes
+    isolate examples over all of them possible and shares the cache with ``analyses/``)."""
+
+    def __post_init__(self) -> None:
+        self.attributes = tuple(self.attributes)
+        if self.instance_attributes is not None:
+            self.instance_attributes = tuple(self.instance_attributes)
+        if self.source not in ("geonames", "ravel"):
+            raise ValueError(f"source must be 'geonames' or 'ravel', got {self.source!r}")
+        if self.source == "geonames" and self.domain != "city":
+            raise ValueError(
+                f"the offline geonames data has only the 'city' domain, not {self.domain!r}"
+            )
+        if not self.attributes:
+            raise ValueError("attributes must name at least one target attribute")
+        for name in ("max_entities", "max_templates", "train_pairs", "eval_pairs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DataConfig":
+        return cls(**data)
+
+
+@dataclass
+class ExperimentData:
+    """Collated batches per split (all attributes together) and the examples behind them."""
+
+    config: DataConfig
+    instance: RavelInstance
+    examples: dict[str, list[InterventionExample]] = field(default_factory=dict)
+    """``{split: examples}`` over every target attribute."""
+    batches: dict[str, list[InterventionBatch]] = field(default_factory=dict)
+    """``{split: batches}``; training batches mix attributes (shuffled, seeded)."""
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{split: {attribute/kind: n}}``."""
+        out: dict[str, dict[str, int]] = {}
+        for split, examples in self.examples.items():
+            counts: dict[str, int] = {}
+            for e in examples:
+                key = f"{e.target_attribute}/{e.kind}"
+                counts[key] = counts.get(key, 0) + 1
+            out[split] = counts
+        return out
+
+
+def load_domain(config: DataConfig):
+    """The :class:`~hyperdas_tl.data.RavelDomain` named by ``config``."""
+    if config.source == "geonames":
+        return build_geonames_city(GeonamesConfig(seed=config.seed))
+    return load_ravel(config.domain, config.ravel_path or os.environ.get("HYPERDAS_TL_RAVEL"))
+
+
+def build_experiment_data(model: Any, config: DataConfig, *, model_name: str) -> ExperimentData:
+    """Instance (cached per model/data/caps) -> pairs per attribute -> batches per split."""
+    domain = load_domain(config)
+    missing = [a for a in config.attributes if a not in domain.attributes]
+    if missing:
+        raise ValueError(
+            f"attributes {missing} are not in the {config.source} {config.domain!r} domain; "
+            f"known: {sorted(domain.attributes)}"
+        )
+    instance = load_or_build_instance(
+        model,
+        domain,
+        InstanceConfig(
+            max_entities=config.max_entities,
+            max_templates_per_attribute=config.max_templates,
+            attributes=config.instance_attributes,
+            generation="hf_cached",
+            seed=config.seed,
+        ),
+        model_name=model_name,
+    )
+    data = ExperimentData(config=config, instance=instance)
+    for attribute in config.attributes:
+        pairs = make_pairs(
+            instance,
+            attribute,
+            PairConfig(
+                max_pairs_per_split=max(config.train_pairs, config.eval_pairs), seed=config.seed
+            ),
+        )
+        logger.info("%s pairs: %s", attribute, pairs.counts())
+        for split, examples in pairs.splits.items():
+            cap = config.train_pairs if split == "train" else config.eval_pairs
+            data.examples.setdefault(split, []).extend(examples[:cap])
+    rng = random.Random(config.seed)
+    for split, examples in data.examples.items():
+        if split == "train":
+            examples = list(examples)
+            rng.shuffle(examples)
+        data.batches[split] = [
+            collate_examples(
+                examples[i : i + config.batch_size],
+                model.tokenizer,
+                max_label_tokens=config.max_label_tokens,
+            )
+            for i in range(0, len(examples), config.batch_size)
+        ]
+    if not data.batches.get("train"):
+        raise ValueError(
+            "no training pairs survived the model-specific filtering; raise max_entities / "
+            "max_templates or choose attributes the model knows"
+        )
+    return data

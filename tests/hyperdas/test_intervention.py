@@ -1,0 +1,74 @@
+import pytest
+import torch
+from bad_input import raises_bad_input
+from hyperdas_helpers import build_batch, build_config
+
+from hyperdas_tl.hyperdas.intervention import hyperdas_intervention
+from hyperdas_tl.hyperdas.model import HyperDAS
+from hyperdas_tl.interchange import fit_selection_width
+
+
+@pytest.fixture(scope="module")
+def hyperdas(tiny_target):
+    model = HyperDAS(tiny_target, build_config())
+    with torch.no_grad():  # move away from the near-identity init so selections are non-trivial
+        for p in model.selection.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    return model.eval()
+
+
+@pytest.mark.parametrize("mode", ["soft", "one_to_many", "one_to_one"])
+def test_the_scoring_hooks_reproduce_the_training_forward(hyperdas, tiny_target, mode):
+    """Full forward + hooks from the Intervention == HyperDAS.forward (suffix from layer L)."""
+    batch = build_batch()
+    with torch.no_grad():
+        expected = hyperdas(batch, mode).logits
+        hooks = hyperdas_intervention(hyperdas, mode)(batch, batch.base_ids.shape[1])
+        logits = tiny_target.run_with_hooks(
+            batch.base_ids, fwd_hooks=hooks, attention_mask=batch.base_attention_mask
+        )
+    real = batch.base_attention_mask.bool()
+    assert torch.allclose(logits[real], expected[real], atol=1e-4)
+
+
+def test_wider_generation_forward_keeps_the_extra_positions(hyperdas):
+    batch = build_batch()
+    hooks = hyperdas_intervention(hyperdas, "soft")(batch, batch.base_ids.shape[1] + 4)
+    selection = hooks[0][1].keywords["selection"]
+    assert selection.shape[-1] == batch.base_ids.shape[1] + 4
+    assert torch.all(selection[:, -1, -4:] == 1)
+
+
+def test_controls_change_the_intervention(hyperdas, tiny_target):
+    batch = build_batch()
+    width = batch.base_ids.shape[1]
+    run = lambda hooks: tiny_target.run_with_hooks(  # noqa: E731
+        batch.base_ids, fwd_hooks=hooks, attention_mask=batch.base_attention_mask
+    )
+    with torch.no_grad():
+        plain = run(hyperdas_intervention(hyperdas)(batch, width))
+        zeroed = run(hyperdas_intervention(hyperdas, zero_source=True)(batch, width))
+        empty = run(
+            hyperdas_intervention(hyperdas, basis_override=lambda b: b[..., :0])(batch, width)
+        )
+        clean = run([])
+    real = batch.base_attention_mask.bool()
+    assert torch.isfinite(zeroed).all()
+    assert not torch.allclose(plain[real], zeroed[real])
+    assert torch.allclose(empty[real], clean[real], atol=1e-5)  # k = 0 is a no-op
+
+
+def test_unknown_read_out_is_a_clear_error(hyperdas):
+    with raises_bad_input("selection_mode"):
+        hyperdas_intervention(hyperdas, "fuzzy")  # type: ignore[arg-type]
+
+
+def test_fit_selection_width():
+    selection = torch.zeros(1, 3, 4)
+    selection[0, 2] = 1.0
+    selection[0, 0, 1], selection[0, 2, 1] = 1.0, 0.0
+    wide = fit_selection_width(selection, 6)
+    assert wide.shape == (1, 3, 6) and torch.allclose(wide.sum(1), torch.ones(1, 6))
+    assert torch.equal(fit_selection_width(selection, 2), selection[..., :2])
+    with pytest.raises(ValueError, match="reads from the source"):
+        fit_selection_width(selection, 1)
