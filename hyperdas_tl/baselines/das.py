@@ -27,13 +27,14 @@ from torch.nn.utils.parametrizations import orthogonal
 from tqdm.auto import tqdm
 
 from hyperdas_tl.data.batching import IGNORE_INDEX, InterventionBatch
-from hyperdas_tl.hooks import resid_pre_name
+from hyperdas_tl.hooks import capture_resid_pre, resid_pre_name
 from hyperdas_tl.metrics import (
     Hooks,
     Intervention,
     entity_interchange_hooks,
     entity_source_vectors,
 )
+from hyperdas_tl.partial_forward import run_from_layer
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +234,13 @@ def train_das(model: Any, batches: Sequence[InterventionBatch], config: DASConfi
     start = time.perf_counter()
     module = DASIntervention(d_model, config.layer, config.k, seed=config.seed).to(device)
     sources = [entity_source_vectors(model, b, config.layer) for b in train]
+    # The target is frozen and positions are fixed, so the base residual entering block L is the
+    # same every epoch: capture it once and train on blocks L.. only (run_from_layer). Nothing
+    # before L is recomputed or kept for backward.
+    base_resids = [
+        capture_resid_pre(model, b.base_ids, [config.layer], b.base_attention_mask)[config.layer]
+        for b in train
+    ]
     optimiser = torch.optim.Adam(module.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     history = DASHistory(n_train_rows=sum(len(b) for b in train))
@@ -253,9 +261,10 @@ def train_das(model: Any, batches: Sequence[InterventionBatch], config: DASConfi
                     break
                 batch = train[index]
                 hooks = module.hooks(model, batch, batch.base_ids.shape[1], sources[index])
-                logits = model.run_with_hooks(
-                    batch.base_ids, fwd_hooks=hooks, attention_mask=batch.base_attention_mask
-                )
+                with model.hooks(fwd_hooks=hooks):
+                    logits = run_from_layer(
+                        model, base_resids[index], config.layer, batch.base_attention_mask
+                    )
                 loss = label_loss(logits, batch.labels, config.max_label_tokens)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
