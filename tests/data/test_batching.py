@@ -1,0 +1,135 @@
+import pytest
+import torch
+
+from hyperdas_tl.data.batching import (
+    IGNORE_INDEX,
+    collate_examples,
+    encode_prompt,
+    entity_char_span,
+    entity_token_positions,
+)
+from hyperdas_tl.data.examples import InterventionExample
+
+
+def example(**overrides) -> InterventionExample:
+    fields = dict(
+        base_prompt='{"city": "Aalborg", "country": "',
+        base_entity="Aalborg",
+        source_prompt="Last year I moved to Ouagadougou because",
+        source_entity="Ouagadougou",
+        target_attribute="Country",
+        queried_attribute="Country",
+        concept="the country of a city",
+        label="Burkina Faso",
+        base_label="Denmark",
+        counterfactual_label="Burkina Faso",
+        kind="cause",
+    )
+    fields.update(overrides)
+    return InterventionExample(**fields)
+
+
+def decoded(tok, text: str, positions: list[int]) -> str:
+    ids = tok(text)["input_ids"]
+    return tok.decode([ids[p] for p in positions])
+
+
+def test_multi_token_entity_without_leading_space(smollm2_tok):
+    text = '{"city": "Aalborg", "country": "'
+    positions = entity_token_positions(smollm2_tok, text, "Aalborg")
+    assert len(positions) >= 2
+    assert positions == list(range(positions[0], positions[-1] + 1))
+    assert decoded(smollm2_tok, text, positions) == "Aalborg"
+
+
+def test_entity_with_leading_space_and_multiword(smollm2_tok):
+    text = " Photo taken in New York City, United States. Photo taken in Rio de Janeiro,"
+    positions = entity_token_positions(smollm2_tok, text, "Rio de Janeiro")
+    assert decoded(smollm2_tok, text, positions).strip() == "Rio de Janeiro"
+    assert smollm2_tok.convert_ids_to_tokens(smollm2_tok(text)["input_ids"][positions[0]])[0] == "Ġ"
+
+
+def test_entity_appearing_twice_uses_the_last_mention(smollm2_tok):
+    text = "Paris is in France. Paris is in"
+    start, _ = entity_char_span(text, "Paris")
+    assert start == text.rindex("Paris")
+    positions = entity_token_positions(smollm2_tok, text, "Paris")
+    ids = smollm2_tok(text)["input_ids"]
+    assert len(positions) == 1 and positions[0] > 0
+    assert smollm2_tok.decode(ids[positions[0]]).strip() == "Paris"
+
+
+def test_word_boundaries_and_plural_fallback(smollm2_tok):
+    text = "Romeo left Rome for Romeo's town"
+    assert entity_char_span(text, "Rome") == (11, 15)
+    plural = "These early avocados, however, were"
+    assert entity_char_span(plural, "avocado") == (12, 19)
+    with pytest.raises(ValueError, match="does not occur"):
+        entity_char_span(text, "Paris")
+
+
+def test_joint_tokenisation_puts_the_space_on_the_label(smollm2_tok):
+    enc = encode_prompt(smollm2_tok, "Paris is a city in the country of", "Paris", " France")
+    assert enc.ids[: enc.n_prompt] == smollm2_tok("Paris is a city in the country of")["input_ids"]
+    assert smollm2_tok.convert_ids_to_tokens(enc.ids[enc.n_prompt]) == "ĠFrance"
+
+
+def test_prompt_ending_in_space(smollm2_tok):
+    prompt = "SF has a latitude of 37. Aalborg has a latitude of "
+    enc = encode_prompt(smollm2_tok, prompt, "Aalborg", "57", max_label_tokens=3)
+    assert smollm2_tok.decode(enc.ids[: enc.n_prompt]) == prompt
+    assert smollm2_tok.decode(enc.ids[enc.n_prompt :]) == "57"
+
+
+def test_collate_alignment_masks_and_padding(smollm2_tok):
+    examples = [
+        example(),
+        example(
+            base_prompt="Paris is a city in the country of",
+            base_entity="Paris",
+            source_prompt="Tokyo",
+            source_entity="Tokyo",
+            label=" France",
+            kind="isolate",
+            queried_attribute="Continent",
+            concept="the continent of a city",
+        ),
+    ]
+    batch = collate_examples(examples, smollm2_tok, max_label_tokens=2)
+    assert len(batch) == 2 and batch.examples == examples
+    assert batch.is_cause.tolist() == [True, False]
+    for b, ex in enumerate(examples):
+        mask = batch.base_attention_mask[b].bool()
+        ids = batch.base_ids[b][mask].tolist()
+        n_prompt = int(batch.base_intervenable[b].sum())
+        assert smollm2_tok.decode(ids[:n_prompt]) == ex.base_prompt
+        assert not batch.base_intervenable[b][n_prompt:].any()
+        # labels[t] is the token after position t, only on label positions, at most 2 tokens.
+        targets = [(t, int(v)) for t, v in enumerate(batch.labels[b]) if v != IGNORE_INDEX]
+        assert [t for t, _ in targets] == list(range(n_prompt - 1, len(ids) - 1))
+        assert len(targets) <= 2
+        assert all(ids[t + 1] == v for t, v in targets)
+        assert ex.label.startswith(smollm2_tok.decode([v for _, v in targets]))
+        # padding is pad id with mask 0
+        assert (batch.base_ids[b][~mask] == smollm2_tok.pad_token_id).all()
+        entity_tokens = smollm2_tok.decode(ids[: int(batch.base_entity_last[b]) + 1])
+        assert entity_tokens.endswith(ex.base_entity)
+        src = batch.source_ids[b][batch.source_attention_mask[b].bool()].tolist()
+        assert smollm2_tok.decode(src) == ex.source_prompt
+        assert batch.source_intervenable[b].sum() == len(src)
+        assert smollm2_tok.decode(src[: int(batch.source_entity_last[b]) + 1]).endswith(
+            ex.source_entity
+        )
+    assert batch.labels[0].ne(IGNORE_INDEX).sum() == 2  # "Burkina Faso" truncated to 2 tokens
+    concept = batch.concept_ids[1][batch.concept_attention_mask[1].bool()].tolist()
+    assert smollm2_tok.decode(concept) == "the continent of a city"
+    assert batch.base_ids.dtype == torch.long and batch.labels.shape == batch.base_ids.shape
+
+
+def test_collate_errors(smollm2_tok):
+    with pytest.raises(ValueError, match="at least one example"):
+        collate_examples([], smollm2_tok)
+    with pytest.raises(ValueError, match="empty label"):
+        collate_examples([example(label="")], smollm2_tok)
+    with pytest.raises(ValueError, match="'Oslo' does not occur"):
+        collate_examples([example(base_entity="Oslo")], smollm2_tok)
