@@ -1,0 +1,271 @@
+"""HyperDAS vs DAS / MDAS / probe subspaces on SmolLM2-135M and real RAVEL city, same examples.
+
+One command, phases written as they finish (``<out>/report.json``, ``<out>/report.md``):
+
+1. data: the model-specific RAVEL instance (cached) -> cause/isolate pairs per attribute;
+2. layer sweep: DAS at each ``--layers`` (short training), Disentangle on ``val_entity``
+   (teacher forced) picks the layer;
+3. baselines at that layer: DAS, MDAS (same k as HyperDAS), probes at every swept layer, and the
+   probe-weight subspace as an interchange;
+4. HyperDAS at that layer (checkpoint in ``<out>/checkpoint``);
+5. every method on ``test_entity`` and ``test_context`` in both judging modes; HyperDAS with all
+   three read-outs.
+
+    HYPERDAS_TL_CACHE=... python analyses/run_ravel_city.py --ravel ../shared/ravel/data.tgz
+"""
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from hyperdas_tl.baselines.das import DASConfig, train_das
+from hyperdas_tl.baselines.probes import ProbeConfig, train_probes
+from hyperdas_tl.baselines.sweeps import layer_sweep
+from hyperdas_tl.data import collate_examples
+from hyperdas_tl.experiment import TEST_SPLITS, DataConfig, build_experiment_data
+from hyperdas_tl.hyperdas import HyperDAS, HyperDASConfig
+from hyperdas_tl.hyperdas.run import evaluate_hyperdas
+from hyperdas_tl.hyperdas.train import train_hyperdas
+from hyperdas_tl.metrics import (
+    EvalConfig,
+    EvalResult,
+    entity_subspace_intervention,
+    evaluate,
+    results_to_markdown,
+)
+from hyperdas_tl.models import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "smollm2-135m"
+logger = logging.getLogger("run_ravel_city")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--ravel", default=os.environ.get("HYPERDAS_TL_RAVEL"))
+    p.add_argument("--domain", default="city")
+    p.add_argument("--attributes", nargs="+", default=["Country", "Continent"])
+    p.add_argument("--layers", nargs="+", type=int, default=[3, 6, 9, 12, 15])
+    p.add_argument("--k", type=int, default=18, help="rank for DAS, MDAS and HyperDAS")
+    p.add_argument("--max-entities", type=int, default=240)
+    p.add_argument("--max-templates", type=int, default=6)
+    p.add_argument("--train-pairs", type=int, default=512)
+    p.add_argument("--eval-pairs", type=int, default=48)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--sweep-steps", type=int, default=60)
+    p.add_argument("--das-epochs", type=int, default=2)
+    p.add_argument("--das-lr", type=float, default=1e-2)
+    p.add_argument("--hyperdas-steps", type=int, default=400)
+    p.add_argument("--hyperdas-lr", type=float, default=3e-4)
+    p.add_argument("--n-hypernet-layers", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=5)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", type=Path, default=REPO / "analyses/results/ravel_city_smollm2")
+    return p.parse_args()
+
+
+class Report:
+    """Accumulates results and rewrites report.json / report.md after every phase."""
+
+    def __init__(self, out: Path, meta: dict) -> None:
+        self.out = out
+        self.data: dict = {**meta, "seconds": {}, "results": []}
+        self.results: list[EvalResult] = []
+        out.mkdir(parents=True, exist_ok=True)
+
+    def add(self, results: list[EvalResult]) -> None:
+        self.results.extend(results)
+        self.data["results"] = [r.to_dict() for r in self.results]
+        self.save()
+
+    def save(self) -> None:
+        (self.out / "report.json").write_text(json.dumps(self.data, indent=2) + "\n")
+        lines = [
+            f"# {MODEL} on RAVEL {self.data['domain']}: HyperDAS vs DAS / MDAS / probes",
+            "",
+            f"Layer {self.data.get('layer')} (picked by the DAS sweep), k = {self.data['k']}; "
+            f"examples per split: `{json.dumps(self.data.get('examples', {}))}`.",
+            f"Run times (s): `{json.dumps({k: round(v) for k, v in self.data['seconds'].items()})}`"
+            f" on {self.data['machine']}.",
+            "",
+            results_to_markdown(self.results) if self.results else "(no scores yet)",
+        ]
+        if "layer_sweep" in self.data:
+            lines += ["", "## DAS layer sweep (val_entity, teacher forced)", ""]
+            lines += ["| layer | Cause | Isolate | Disentangle |", "|---|---|---|---|"]
+            for row in self.data["layer_sweep"]:
+                lines.append(
+                    f"| {row['layer']} | {row['cause']:.3f} | {row['isolate']:.3f} | "
+                    f"{row['disentangle']:.3f} |"
+                )
+        if "probe_accuracy" in self.data:
+            lines += ["", "## Probe test accuracy by layer (test_entity)", ""]
+            for attribute, rows in self.data["probe_accuracy"].items():
+                cells = ", ".join(f"L{r['layer']}: {r['test_accuracy']:.2f}" for r in rows)
+                lines.append(f"- {attribute}: {cells}")
+        (self.out / "report.md").write_text("\n".join(lines) + "\n")
+
+    def timed(self, name: str, start: float) -> None:
+        self.data["seconds"][name] = time.perf_counter() - start
+        self.save()
+
+
+def mean_over_domain(result: EvalResult, mode: str, metric: str) -> float:
+    values = [getattr(d, metric) for d in result.domains if d.mode == mode]
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report = Report(
+        args.out,
+        {
+            "model": MODEL,
+            "domain": args.domain,
+            "attributes": args.attributes,
+            "k": args.k,
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "machine": f"CPU x{os.cpu_count()}, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads",
+        },
+    )
+    model = load_model(MODEL, device="cpu")
+
+    start = time.perf_counter()
+    data_config = DataConfig(
+        source="ravel",
+        domain=args.domain,
+        attributes=tuple(args.attributes),
+        ravel_path=args.ravel,
+        max_entities=args.max_entities,
+        max_templates=args.max_templates,
+        train_pairs=args.train_pairs,
+        eval_pairs=args.eval_pairs,
+        batch_size=args.batch_size,
+        instance_attributes=tuple(args.attributes),
+    )
+    data = build_experiment_data(model, data_config, model_name=MODEL)
+    report.data["examples"] = data.counts()
+    report.data["data_config"] = data_config.to_dict()
+    report.timed("data", start)
+    train, val = data.batches["train"], data.batches["val_entity"]
+    eval_config = EvalConfig(max_new_tokens=args.max_new_tokens)
+
+    # 2. layer sweep (DAS, short)
+    start = time.perf_counter()
+    sweep = layer_sweep(
+        model,
+        train,
+        val,
+        args.layers,
+        DASConfig(layer=args.layers[0], k=args.k, max_steps=args.sweep_steps, lr=args.das_lr),
+        EvalConfig(modes=("teacher_forced",)),
+        setting="val_entity",
+    )
+    rows = []
+    for point in sweep.points:
+        rows.append(
+            {
+                "layer": point.config.layer,
+                **{
+                    m: mean_over_domain(point.result, "teacher_forced", m)
+                    for m in ("cause", "isolate", "disentangle")
+                },
+            }
+        )
+    layer = max(
+        rows, key=lambda r: -1.0 if r["disentangle"] != r["disentangle"] else r["disentangle"]
+    )["layer"]
+    report.data["layer_sweep"] = rows
+    report.data["layer"] = layer
+    report.timed("layer_sweep", start)
+
+    # 3. baselines at the chosen layer
+    start = time.perf_counter()
+    methods = {}
+    for objective in ("das", "mdas"):
+        trained = train_das(
+            model,
+            train,
+            DASConfig(layer=layer, k=args.k, objective=objective, epochs=args.das_epochs,
+                      lr=args.das_lr),
+        )  # fmt: skip
+        methods[f"{objective.upper()} L{layer} k{args.k}"] = trained.intervention.intervention(
+            model
+        )
+    all_batches = [b for batches in data.batches.values() for b in batches]
+    probe_rows = {}
+    for attribute in args.attributes:
+        probes = train_probes(
+            model,
+            all_batches,
+            attribute,
+            ProbeConfig(layers=tuple(args.layers), train_split="train", test_split="test_entity"),
+        )
+        probe_rows[attribute] = [
+            {"layer": s.layer, "test_accuracy": s.test_accuracy} for s in probes.scores
+        ]
+        probe = probes.probes[layer]
+        k_probe = min(args.k, len(probe.classes) - 1)
+        methods[f"probe[{attribute}] L{layer} k{k_probe}"] = entity_subspace_intervention(
+            model, layer, probe.subspace(k_probe)
+        )
+    report.data["probe_accuracy"] = probe_rows
+    report.timed("baselines_train", start)
+
+    start = time.perf_counter()
+    for split in TEST_SPLITS:
+        for name, intervention in methods.items():
+            batches = data.batches[split]
+            if name.startswith("probe["):  # a probe's subspace is scored on its own attribute
+                attribute = name[len("probe[") : name.index("]")]
+                examples = [e for e in data.examples[split] if e.target_attribute == attribute]
+                batches = [
+                    collate_examples(examples[i : i + args.batch_size], model.tokenizer)
+                    for i in range(0, len(examples), args.batch_size)
+                ]
+                if not batches:
+                    continue
+            report.add(
+                [evaluate(model, batches, intervention, method=name, setting=split,
+                          config=eval_config)]
+            )  # fmt: skip
+    report.timed("baselines_eval", start)
+
+    # 4. HyperDAS at the same layer and k
+    start = time.perf_counter()
+    config = HyperDASConfig(
+        target_model=MODEL,
+        layer=layer,
+        k=args.k,
+        n_hypernet_layers=args.n_hypernet_layers,
+        n_steps=args.hyperdas_steps,
+        lr=args.hyperdas_lr,
+        eval_every=50,
+        data=data_config.to_dict(),
+    )
+    hyperdas = HyperDAS(model, config)
+    trained = train_hyperdas(
+        hyperdas, train, config, val_batches=val, checkpoint_dir=args.out / "checkpoint"
+    )
+    report.data["hyperdas_config"] = config.to_dict()
+    report.data["hyperdas_final_loss"] = trained.history[-1] if trained.history else None
+    report.timed("hyperdas_train", start)
+
+    start = time.perf_counter()
+    report.add(evaluate_hyperdas(hyperdas, data, eval_config=eval_config))
+    report.timed("hyperdas_eval", start)
+    logger.info("done: %s", args.out / "report.md")
+
+
+if __name__ == "__main__":
+    main()
