@@ -27,12 +27,16 @@ PROMPTS = [
 ]  # fmt: skip
 
 
-def timed(fn, repeats: int = 5) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def interleaved(fns: dict, repeats: int = 5) -> dict[str, list[float]]:
+    """Time each function ``repeats`` times, alternating between them (after one warm-up)."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -40,6 +44,7 @@ def main() -> None:
     results: dict[str, object] = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}",
         "threads": torch.get_num_threads(),
+        "loadavg_start": os.getloadavg(),
     }
     with tempfile.TemporaryDirectory() as cache:
         os.environ["HYPERDAS_TL_CACHE"] = cache
@@ -52,14 +57,20 @@ def main() -> None:
         hf, tokenizer = load_smollm2_hf()
     enc = tokenizer(PROMPTS, return_tensors="pt", padding=True)
     with torch.no_grad():
-        tl_times = timed(lambda: model(enc.input_ids, attention_mask=enc.attention_mask))
-        hf_times = timed(lambda: hf(**enc))
+        times = interleaved(
+            {
+                "tl": lambda: model(enc.input_ids, attention_mask=enc.attention_mask),
+                "hf": lambda: hf(**enc),
+            }
+        )
+    tl_times, hf_times = times["tl"], times["hf"]
     results["forward_32_prompts"] = {
         "shape": list(enc.input_ids.shape),
         "transformerlens_s": {"min": min(tl_times), "median": statistics.median(tl_times)},
         "hf_s": {"min": min(hf_times), "median": statistics.median(hf_times)},
         "ratio_min": min(tl_times) / min(hf_times),
     }
+    results["loadavg_end"] = os.getloadavg()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
