@@ -85,6 +85,11 @@ class DataConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DataConfig":
+        """Inverse of :meth:`to_dict` (JSON turns tuples into lists)."""
+        data = dict(data)
+        for name in ("attributes", "instance_attributes"):
+            if data.get(name) is not None:
+                data[name] = tuple(data[name])
         return cls(**data)
 
 
