@@ -66,14 +66,31 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-new-tokens", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", type=Path, default=REPO / "analyses/results/ravel_city_smollm2")
+    p.add_argument(
+        "--phases",
+        nargs="+",
+        choices=("sweep", "baselines", "hyperdas"),
+        default=["sweep", "baselines", "hyperdas"],
+        help="run a subset (e.g. HyperDAS in a second process beside the baselines)",
+    )
+    p.add_argument("--layer", type=int, default=None, help="skip the sweep: use this layer")
+    p.add_argument("--report-name", default="report", help="<out>/<name>.json and .md")
+    p.add_argument(
+        "--render",
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="only write <out>/<report-name>.md from these report JSONs (results concatenated)",
+    )
     return p.parse_args()
 
 
 class Report:
     """Accumulates results and rewrites report.json / report.md after every phase."""
 
-    def __init__(self, out: Path, meta: dict) -> None:
+    def __init__(self, out: Path, meta: dict, name: str = "report") -> None:
         self.out = out
+        self.name = name
         self.data: dict = {**meta, "seconds": {}, "results": []}
         self.results: list[EvalResult] = []
         out.mkdir(parents=True, exist_ok=True)
@@ -84,7 +101,7 @@ class Report:
         self.save()
 
     def save(self) -> None:
-        (self.out / "report.json").write_text(json.dumps(self.data, indent=2) + "\n")
+        (self.out / f"{self.name}.json").write_text(json.dumps(self.data, indent=2) + "\n")
         lines = [
             f"# {MODEL} on RAVEL {self.data['domain']}: HyperDAS vs DAS / MDAS / probes",
             "",
@@ -108,7 +125,7 @@ class Report:
             for attribute, rows in self.data["probe_accuracy"].items():
                 cells = ", ".join(f"L{r['layer']}: {r['test_accuracy']:.2f}" for r in rows)
                 lines.append(f"- {attribute}: {cells}")
-        (self.out / "report.md").write_text("\n".join(lines) + "\n")
+        (self.out / f"{self.name}.md").write_text("\n".join(lines) + "\n")
 
     def timed(self, name: str, start: float) -> None:
         self.data["seconds"][name] = time.perf_counter() - start
@@ -124,6 +141,9 @@ def mean_over_domain(result: EvalResult, mode: str, metric: str) -> float:
 def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.render:
+        render(args)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     report = Report(
@@ -137,6 +157,7 @@ def main() -> None:
             "machine": f"CPU x{os.cpu_count()}, torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads",
         },
+        args.report_name,
     )
     model = load_model(MODEL, device="cpu")
 
@@ -160,7 +181,34 @@ def main() -> None:
     train, val = data.batches["train"], data.batches["val_entity"]
     eval_config = EvalConfig(max_new_tokens=args.max_new_tokens)
 
-    # 2. layer sweep (DAS, short)
+    if args.layer is not None:
+        layer = args.layer
+        report.data["layer"] = layer
+    else:
+        layer = run_sweep(args, model, train, val, report)
+    if "baselines" in args.phases:
+        run_baselines(args, model, data, layer, report, eval_config)
+    if "hyperdas" in args.phases:
+        run_hyperdas(args, model, data, data_config, layer, report, eval_config)
+    logger.info("done: %s", args.out / f"{args.report_name}.md")
+
+
+def render(args: argparse.Namespace) -> None:
+    """Concatenate the results of several report JSONs into one markdown report."""
+    merged: dict = {}
+    results: list[EvalResult] = []
+    for path in args.render:
+        data = json.loads(Path(path).read_text())
+        seconds = {**merged.get("seconds", {}), **data.get("seconds", {})}
+        merged = {**data, **{k: v for k, v in merged.items() if k != "results"}}
+        merged["seconds"] = seconds
+        results += [EvalResult.from_dict(r) for r in data.get("results", [])]
+    report = Report(args.out, merged, args.report_name)
+    report.add(results)
+
+
+def run_sweep(args, model, train, val, report: Report) -> int:
+    """DAS at each layer (short training), Disentangle on val_entity picks the layer."""
     start = time.perf_counter()
     sweep = layer_sweep(
         model,
@@ -188,8 +236,12 @@ def main() -> None:
     report.data["layer_sweep"] = rows
     report.data["layer"] = layer
     report.timed("layer_sweep", start)
+    return layer
 
-    # 3. baselines at the chosen layer
+
+def run_baselines(args, model, data, layer: int, report: Report, eval_config) -> None:
+    """DAS, MDAS and probe subspaces at ``layer``, scored on the test splits."""
+    train = data.batches["train"]
     start = time.perf_counter()
     methods = {}
     for objective in ("das", "mdas"):
@@ -241,7 +293,10 @@ def main() -> None:
             )  # fmt: skip
     report.timed("baselines_eval", start)
 
-    # 4. HyperDAS at the same layer and k
+
+def run_hyperdas(args, model, data, data_config, layer: int, report: Report, eval_config) -> None:
+    """HyperDAS at the same layer and k, all three read-outs scored on the test splits."""
+    train, val = data.batches["train"], data.batches["val_entity"]
     start = time.perf_counter()
     config = HyperDASConfig(
         target_model=MODEL,
@@ -264,7 +319,6 @@ def main() -> None:
     start = time.perf_counter()
     report.add(evaluate_hyperdas(hyperdas, data, eval_config=eval_config))
     report.timed("hyperdas_eval", start)
-    logger.info("done: %s", args.out / "report.md")
 
 
 if __name__ == "__main__":
