@@ -29,6 +29,7 @@ from hyperdas_tl.baselines.sweeps import layer_sweep
 from hyperdas_tl.data import collate_examples
 from hyperdas_tl.experiment import TEST_SPLITS, DataConfig, build_experiment_data
 from hyperdas_tl.hyperdas import HyperDAS, HyperDASConfig
+from hyperdas_tl.hyperdas.checkpoint import load_hyperdas
 from hyperdas_tl.hyperdas.run import evaluate_hyperdas
 from hyperdas_tl.hyperdas.train import train_hyperdas
 from hyperdas_tl.metrics import (
@@ -74,6 +75,18 @@ def parse_args() -> argparse.Namespace:
         help="run a subset (e.g. HyperDAS in a second process beside the baselines)",
     )
     p.add_argument("--layer", type=int, default=None, help="skip the sweep: use this layer")
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        choices=("teacher_forced", "generation"),
+        default=["teacher_forced", "generation"],
+        help="judging modes of the test scores",
+    )
+    p.add_argument(
+        "--from-checkpoint",
+        action="store_true",
+        help="hyperdas phase: score <out>/checkpoint instead of training",
+    )
     p.add_argument("--report-name", default="report", help="<out>/<name>.json and .md")
     p.add_argument(
         "--render",
@@ -179,7 +192,7 @@ def main() -> None:
     report.data["data_config"] = data_config.to_dict()
     report.timed("data", start)
     train, val = data.batches["train"], data.batches["val_entity"]
-    eval_config = EvalConfig(max_new_tokens=args.max_new_tokens)
+    eval_config = EvalConfig(modes=tuple(args.modes), max_new_tokens=args.max_new_tokens)
 
     if args.layer is not None:
         layer = args.layer
@@ -308,13 +321,17 @@ def run_hyperdas(args, model, data, data_config, layer: int, report: Report, eva
         eval_every=50,
         data=data_config.to_dict(),
     )
-    hyperdas = HyperDAS(model, config)
-    trained = train_hyperdas(
-        hyperdas, train, config, val_batches=val, checkpoint_dir=args.out / "checkpoint"
-    )
+    if args.from_checkpoint:
+        hyperdas = load_hyperdas(args.out / "checkpoint", model)
+        config = hyperdas.config
+    else:
+        hyperdas = HyperDAS(model, config)
+        trained = train_hyperdas(
+            hyperdas, train, config, val_batches=val, checkpoint_dir=args.out / "checkpoint"
+        )
+        report.data["hyperdas_final_loss"] = trained.history[-1] if trained.history else None
+        report.timed("hyperdas_train", start)
     report.data["hyperdas_config"] = config.to_dict()
-    report.data["hyperdas_final_loss"] = trained.history[-1] if trained.history else None
-    report.timed("hyperdas_train", start)
 
     start = time.perf_counter()
     report.add(evaluate_hyperdas(hyperdas, data, eval_config=eval_config))
