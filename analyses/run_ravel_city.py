@@ -104,7 +104,7 @@ class Report:
     def __init__(self, out: Path, meta: dict, name: str = "report") -> None:
         self.out = out
         self.name = name
-        self.data: dict = {**meta, "seconds": {}, "results": []}
+        self.data: dict = {"seconds": {}, **meta, "results": []}
         self.results: list[EvalResult] = []
         out.mkdir(parents=True, exist_ok=True)
 
@@ -212,7 +212,7 @@ def render(args: argparse.Namespace) -> None:
     results: list[EvalResult] = []
     for path in args.render:
         data = json.loads(Path(path).read_text())
-        seconds = {**merged.get("seconds", {}), **data.get("seconds", {})}
+        seconds = {**data.get("seconds", {}), **merged.get("seconds", {})}  # first file wins
         merged = {**data, **{k: v for k, v in merged.items() if k != "results"}}
         merged["seconds"] = seconds
         results += [EvalResult.from_dict(r) for r in data.get("results", [])]
