@@ -223,9 +223,36 @@ def score_hyperdas(
     :func:`intervened_logits`) on ``batches``: the verdicts of
     ``metrics.evaluate(target, batches, hyperdas_intervention(...), config=EvalConfig(
     modes=("teacher_forced",)))``, reusing ``states`` when given."""
+    judgements, _ = _teacher_forced_judgements(
+        hyperdas, batches, selection_mode, states, zero_source, basis_override, max_label_tokens
+    )
+    attributes, domains = summarise(judgements)
+    splits = sorted({j.split for j in judgements})
+    return EvalResult(
+        method=method or f"HyperDAS ({selection_mode})",
+        setting="+".join(splits),
+        modes=("teacher_forced",),
+        attributes=attributes,
+        domains=domains,
+        metadata={"layer": hyperdas.layer, "k": hyperdas.config.k},
+    )
+
+
+def _teacher_forced_judgements(
+    hyperdas: HyperDAS,
+    batches: Sequence[InterventionBatch],
+    selection_mode: SelectionMode,
+    states: Sequence[TargetStates] | None,
+    zero_source: bool,
+    basis_override: BasisTransform | None,
+    max_label_tokens: int,
+) -> tuple[list[Judgement], bool]:
+    """Teacher-forced verdicts of every row under :func:`intervened_logits`, and whether every
+    logit was finite."""
     _check_batches(batches, need_examples=True)
     _check_states(states, batches)
     device = _device(hyperdas)
+    finite = True
     judgements: list[Judgement] = []
     for index, batch in enumerate(batches):
         batch = batch.to(device)
@@ -237,18 +264,10 @@ def score_hyperdas(
             zero_source=zero_source,
             basis_override=basis_override,
         )
+        finite = finite and bool(torch.isfinite(logits).all())
         correct = teacher_forced_correct(logits, batch.labels, max_label_tokens)
         judgements.extend(batch_judgements(batch, "teacher_forced", correct))
-    attributes, domains = summarise(judgements)
-    splits = sorted({j.split for j in judgements})
-    return EvalResult(
-        method=method or f"HyperDAS ({selection_mode})",
-        setting="+".join(splits),
-        modes=("teacher_forced",),
-        attributes=attributes,
-        domains=domains,
-        metadata={"layer": hyperdas.layer, "k": hyperdas.config.k},
-    )
+    return judgements, finite
 
 
 def hyperdas_scores(
@@ -552,23 +571,9 @@ def zero_source_control(
     """Cause with the source's residual states zeroed (expect ≈ 0: the answer must come from
     the source, not from the hypernetwork)."""
     _check_mode(selection_mode)
-    _check_batches(batches, need_examples=True)
-    _check_states(states, batches)
-    device = _device(hyperdas)
-    finite = True
-    judgements: list[Judgement] = []
-    for index, batch in enumerate(batches):
-        batch = batch.to(device)
-        logits = intervened_logits(
-            hyperdas,
-            batch,
-            selection_mode,
-            states=None if states is None else states[index],
-            zero_source=True,
-        )
-        finite = finite and bool(torch.isfinite(logits).all())
-        correct = teacher_forced_correct(logits, batch.labels, max_label_tokens)
-        judgements.extend(batch_judgements(batch, "teacher_forced", correct))
+    judgements, finite = _teacher_forced_judgements(
+        hyperdas, batches, selection_mode, states, True, None, max_label_tokens
+    )
     attributes, domains = summarise(judgements)
     control = EvalResult(
         method=f"zero source ({selection_mode})",
