@@ -120,22 +120,10 @@ def layer_sweep(
     keep_trained: bool = False,
 ) -> SweepResult:
     """Train and score ``base_config`` at each of ``layers``."""
-    if not layers:
-        raise ValueError("layers must name at least one layer")
-    eval_config = eval_config or EvalConfig()
-    points = [
-        _run_point(
-            model,
-            train_batches,
-            eval_batches,
-            dataclasses.replace(base_config, layer=layer),
-            eval_config,
-            setting,
-            keep_trained,
-        )
-        for layer in tqdm(layers, desc="layer sweep", disable=not eval_config.show_progress)
-    ]
-    return SweepResult("layer", points)
+    return _sweep(
+        "layer", "layer", layers, "layers must name at least one layer",
+        model, train_batches, eval_batches, base_config, eval_config, setting, keep_trained,
+    )  # fmt: skip
 
 
 def dimension_sweep(
@@ -150,19 +138,39 @@ def dimension_sweep(
     keep_trained: bool = False,
 ) -> SweepResult:
     """Train and score ``base_config`` with each subspace dimension in ``ks``."""
-    if not ks:
-        raise ValueError("ks must name at least one dimension")
+    return _sweep(
+        "dimension", "k", ks, "ks must name at least one dimension",
+        model, train_batches, eval_batches, base_config, eval_config, setting, keep_trained,
+    )  # fmt: skip
+
+
+def _sweep(
+    kind: str,
+    field_name: str,
+    values: Sequence[int],
+    empty_error: str,
+    model: Any,
+    train_batches: Sequence[InterventionBatch],
+    eval_batches: Sequence[InterventionBatch],
+    base_config: DASConfig,
+    eval_config: EvalConfig | None,
+    setting: str,
+    keep_trained: bool,
+) -> SweepResult:
+    """Train and score ``base_config`` with ``field_name`` set to each of ``values``."""
+    if not values:
+        raise ValueError(empty_error)
     eval_config = eval_config or EvalConfig()
     points = [
         _run_point(
             model,
             train_batches,
             eval_batches,
-            dataclasses.replace(base_config, k=k),
+            dataclasses.replace(base_config, **{field_name: value}),
             eval_config,
             setting,
             keep_trained,
         )
-        for k in tqdm(ks, desc="dimension sweep", disable=not eval_config.show_progress)
+        for value in tqdm(values, desc=f"{kind} sweep", disable=not eval_config.show_progress)
     ]
-    return SweepResult("dimension", points)
+    return SweepResult(kind, points)
