@@ -408,7 +408,7 @@ def source_equals_base_control(
             output = hyperdas(batch, mode, states=batch_states)
             same = (output.logits.argmax(dim=-1) == clean_top) | ~judged
             kept = same.all(dim=1)
-            mass = own_state_mass(output.selection, batch.base_intervenable)
+            mass = own_state_mass(output.selection, hyperdas.position_masks(batch)[0])
             unchanged[mode] += int(kept.sum())
             own[mode] += float(mass.sum())
             unexplained[mode] += int((~kept & (mass >= 1.0 - OWN_MASS_ATOL)).sum())
@@ -937,8 +937,9 @@ def selection_statistics(
         batch = batch.to(device)
         output = hyperdas(batch, "soft", states=None if states is None else states[index])
         soft = output.soft_selection
-        entity_base = torch.zeros_like(batch.base_intervenable)
-        entity_source = torch.zeros_like(batch.source_intervenable)
+        base_mask, source_mask = hyperdas.position_masks(batch)
+        entity_base = torch.zeros_like(base_mask)
+        entity_source = torch.zeros_like(source_mask)
         for row, example in enumerate(batch.examples):
             entity_base[
                 row, entity_token_positions(tokenizer, example.base_prompt, example.base_entity)
@@ -946,21 +947,24 @@ def selection_statistics(
             entity_source[
                 row, entity_token_positions(tokenizer, example.source_prompt, example.source_entity)
             ] = True
-        entity_base &= batch.base_intervenable.bool()
-        entity_source &= batch.source_intervenable.bool()
+        entity_base &= base_mask
+        entity_source &= source_mask
         n_tokens["base_entity"] += int(entity_base.sum())
-        n_tokens["base"] += int(batch.base_intervenable.sum())
+        n_tokens["base"] += int(base_mask.sum())
         n_tokens["src_entity"] += int(entity_source.sum())
-        n_tokens["src"] += int(batch.source_intervenable.sum())
+        n_tokens["src"] += int(source_mask.sum())
         base_text = [[tokenizer.decode([t]) for t in row] for row in batch.base_ids.tolist()]
         source_text = [[tokenizer.decode([t]) for t in row] for row in batch.source_ids.tolist()]
         for mode in SELECTION_MODES:
             selection = read_out(
-                soft, mode, batch.base_intervenable, batch.source_intervenable,  # type: ignore[arg-type]
-                hyperdas.config.one_to_one_floor,
-            )  # fmt: skip
-            replaced = (1.0 - selection[:, -1]) * batch.base_intervenable
-            given = selection[:, :-1].sum(dim=-1) * batch.source_intervenable
+                soft,
+                mode,
+                base_mask,
+                source_mask,
+                hyperdas.config.one_to_one_floor,  # type: ignore[arg-type]
+            )
+            replaced = (1.0 - selection[:, -1]) * base_mask
+            given = selection[:, :-1].sum(dim=-1) * source_mask
             s = sums[mode]
             s["base_entity"] += float(replaced[entity_base].sum())
             s["base"] += float(replaced.sum())

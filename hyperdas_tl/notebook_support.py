@@ -206,12 +206,12 @@ def example_selection(hyperdas: HyperDAS, batch: InterventionBatch, row: int) ->
     n_base = int(batch.base_intervenable[row].sum())
     n_source = int(batch.source_intervenable[row].sum())
     tokenizer = hyperdas.target.tokenizer
+    base_mask, source_mask = hyperdas.position_masks(batch)
     read_outs = {}
     for mode in SELECTION_MODES:
-        weights = read_out(
-            soft, mode, batch.base_intervenable, batch.source_intervenable,  # type: ignore[arg-type]
-            hyperdas.config.one_to_one_floor,
-        )[row]  # fmt: skip
+        weights = read_out(soft, mode, base_mask, source_mask, hyperdas.config.one_to_one_floor)[
+            row
+        ]
         read_outs[mode] = torch.cat([weights[:n_source], weights[-1:]])[:, :n_base].float().cpu()
     return ExampleSelection(
         read_outs=read_outs,

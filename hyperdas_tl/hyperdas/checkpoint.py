@@ -43,6 +43,8 @@ ARCHITECTURE_FIELDS = (
     "n_hypernet_layers",
     "state_routing",
     "n_selection_heads",
+    "null_init_weight",
+    "skip_attention_sink",
     "train_embedding",
     "seed",
 )

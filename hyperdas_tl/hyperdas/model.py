@@ -16,7 +16,7 @@ One forward (:meth:`HyperDAS.forward`):
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
 from hyperdas_tl.data.batching import InterventionBatch
@@ -77,7 +77,9 @@ class HyperDAS(nn.Module):
                 routing=config.state_routing,
                 train_embedding=config.train_embedding,
             )
-            self.selection = PositionSelection(d_model, config.n_selection_heads)
+            self.selection = PositionSelection(
+                d_model, config.n_selection_heads, config.null_init_weight
+            )
             self.subspace = HouseholderSubspace(d_model, config.k)  # type: ignore[arg-type]
         self.to(device)
 
@@ -92,6 +94,25 @@ class HyperDAS(nn.Module):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+    def position_masks(
+        self, batch: InterventionBatch
+    ) -> tuple[Bool[Tensor, "batch base_pos"], Bool[Tensor, "batch src_pos"]]:
+        """The base / source positions HyperDAS may write / read: the batch's intervenable
+        positions, without position 0 when ``config.skip_attention_sink``."""
+        masks = []
+        for name in ("base_intervenable", "source_intervenable"):
+            mask = getattr(batch, name).bool()
+            if self.config.skip_attention_sink:
+                mask = mask.clone()
+                mask[:, 0] = False
+                if not bool(mask.any(dim=1).all()):
+                    raise ValueError(
+                        f"an example's only {name} position is position 0, the attention sink "
+                        "HyperDAS skips; use longer prompts or skip_attention_sink=False"
+                    )
+            masks.append(mask)
+        return masks[0], masks[1]
 
     @torch.no_grad()
     def target_states(self, batch: InterventionBatch) -> TargetStates:
@@ -126,23 +147,19 @@ class HyperDAS(nn.Module):
         layer = self.layer
         base_l, source_l = states.base.at(layer), states.source.at(layer)
 
+        base_mask, source_mask = self.position_masks(batch)
+
         encoding = self.hypernetwork(
             batch.concept_ids,
             batch.concept_attention_mask,
             states.base.all_states(),
-            batch.base_intervenable,
+            base_mask,
             states.source.all_states(),
-            batch.source_intervenable,
+            source_mask,
         )
-        soft = self.selection(
-            encoding, base_l, source_l, batch.base_intervenable, batch.source_intervenable
-        )
+        soft = self.selection(encoding, base_l, source_l, base_mask, source_mask)
         selection = read_out(
-            soft,
-            selection_mode,
-            batch.base_intervenable,
-            batch.source_intervenable,
-            self.config.one_to_one_floor,
+            soft, selection_mode, base_mask, source_mask, self.config.one_to_one_floor
         )
         basis = self.subspace(encoding)
         for name, value in (("encoding e", encoding), ("selection", soft), ("basis R(e)", basis)):

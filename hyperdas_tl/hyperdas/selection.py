@@ -15,6 +15,12 @@ Its first layer is one ``Linear(2 d_model, d_model)`` whose two halves are appli
 ``s_i`` separately and broadcast-summed, so the ``[batch, src, base, 2 d_model]`` concatenation
 is never materialised.
 
+The null score carries a learned bias. With ``null_init_weight = w`` the null score also gets
+``log(n)``, ``n`` the example's number of intervenable source tokens, and the bias starts at
+``logit(w)``: since the source scores start near zero, null then starts with weight ``w`` at
+every base position whatever the prompt length (without it, null starts at ``1 / (n + 1)`` and
+the first steps blend every source token into every base token).
+
 Read-outs (:func:`read_out`):
 
 - ``"soft"``: ``A`` itself (training and default).
@@ -26,6 +32,8 @@ Read-outs (:func:`read_out`):
   (ties: the earliest source token). So every source token writes at most one base token and
   every base token reads at most one source token.
 """
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -39,11 +47,18 @@ from hyperdas_tl.hyperdas.hypernetwork import unit_normalize
 class PositionSelection(nn.Module):
     """Soft (source + null) x base selection weights from ``e`` (see the module docstring)."""
 
-    def __init__(self, d_model: int, n_heads: int) -> None:
+    def __init__(self, d_model: int, n_heads: int, null_init_weight: float | None = None) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"n_heads={n_heads} must divide d_model={d_model}")
+        if null_init_weight is not None and not 0.0 < null_init_weight < 1.0:
+            raise ValueError(f"null_init_weight must be in (0, 1), got {null_init_weight}")
         self.d_model, self.n_heads = d_model, n_heads
+        self.scale_null_by_sources = null_init_weight is not None
+        init = 0.0
+        if null_init_weight is not None:
+            init = math.log(null_init_weight / (1.0 - null_init_weight))
+        self.null_bias = nn.Parameter(torch.tensor(float(init)))
         self.query = nn.Linear(d_model, d_model)
         self.pair_in = nn.Linear(2 * d_model, d_model)
         self.pair_out = nn.Linear(d_model, d_model)
@@ -77,6 +92,10 @@ class PositionSelection(nn.Module):
         scale = head_dim**-0.5 / heads  # scaled dot product, averaged over heads
         pair_scores = torch.einsum("bhd,bijhd->bij", query, pair_keys) * scale
         null_scores = torch.einsum("bhd,bjhd->bj", query, null_keys)[:, None, :] * scale
+        null_scores = null_scores + self.null_bias
+        if self.scale_null_by_sources:
+            n_sources = source_mask.sum(dim=1).clamp_min(1).to(null_scores.dtype)
+            null_scores = null_scores + n_sources.log()[:, None, None]
         pair_scores = pair_scores.masked_fill(
             ~source_mask[:, :, None], torch.finfo(pair_scores.dtype).min
         )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 from jaxtyping import Bool, Float, Int
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from hyperdas_tl.data.batching import InterventionBatch
@@ -35,7 +35,7 @@ from hyperdas_tl.hyperdas.checkpoint import (
 )
 from hyperdas_tl.hyperdas.config import HyperDASConfig, SelectionMode
 from hyperdas_tl.hyperdas.loss import IGNORE_INDEX, HyperDASLoss, sparsity_weight
-from hyperdas_tl.hyperdas.model import HyperDAS
+from hyperdas_tl.hyperdas.model import HyperDAS, TargetStates
 from hyperdas_tl.hyperdas.subspace import r0_parameters
 
 logger = logging.getLogger(__name__)
@@ -69,25 +69,35 @@ class TrainResult:
 
 
 def build_optimizer(model: HyperDAS, config: HyperDASConfig) -> torch.optim.AdamW:
-    """AdamW with three groups: decayed matrices, undecayed vectors/norms, and R0."""
+    """AdamW groups: hypernetwork blocks and heads (selection, Householder MLP), each split into
+    decayed matrices and undecayed vectors/norms, plus R0 (no decay, ``r0_lr``). Every group
+    records its un-warmed rate as ``base_lr``."""
     r0_ids = {id(p) for p in r0_parameters(model.subspace)}
-    decay, no_decay = [], []
+    head_ids = {id(p) for module in (model.selection, model.subspace) for p in module.parameters()}
+    head_lr = config.head_lr if config.head_lr is not None else config.lr
+    buckets: dict[tuple[bool, bool], list[nn.Parameter]] = {
+        (head, decayed): [] for head in (False, True) for decayed in (True, False)
+    }
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad or id(parameter) in r0_ids:
             continue
         is_matrix = parameter.ndim >= 2 and "state_embedding" not in name
-        (decay if is_matrix else no_decay).append(parameter)
+        buckets[(id(parameter) in head_ids, is_matrix)].append(parameter)
     groups = [
-        {"params": decay, "lr": config.lr, "weight_decay": config.weight_decay},
-        {"params": no_decay, "lr": config.lr, "weight_decay": 0.0},
-        {"params": r0_parameters(model.subspace), "lr": config.r0_lr, "weight_decay": 0.0},
+        {
+            "params": params,
+            "lr": head_lr if head else config.lr,
+            "weight_decay": config.weight_decay if decayed else 0.0,
+        }
+        for (head, decayed), params in buckets.items()
     ]
-    return torch.optim.AdamW([g for g in groups if g["params"]])
-
-
-def _base_lrs(optimizer: torch.optim.Optimizer, config: HyperDASConfig) -> list[float]:
-    n = len(optimizer.param_groups)
-    return [config.lr] * (n - 1) + [config.r0_lr]
+    groups.append(
+        {"params": r0_parameters(model.subspace), "lr": config.r0_lr, "weight_decay": 0.0}
+    )
+    groups = [g for g in groups if g["params"]]
+    for group in groups:
+        group["base_lr"] = group["lr"]
+    return torch.optim.AdamW(groups)
 
 
 def batch_index(step: int, n_batches: int, seed: int) -> int:
@@ -207,7 +217,7 @@ def train_hyperdas(
     elif resume:
         logger.info("No checkpoint in %s; starting a fresh run", checkpoint_dir)
 
-    base_lrs = _base_lrs(optimizer, config)
+    base_lrs = [group["base_lr"] for group in optimizer.param_groups]
     running = state.history[-1]["running_loss"] if state.history else None
     postfix: dict[str, str] = {}
     model.train()
@@ -218,15 +228,22 @@ def train_hyperdas(
         disable=not progress,
         desc="HyperDAS",
     )
+    state_cache: dict[int, TargetStates] = {}
     for step in bar:
-        batch = train_batches[batch_index(step, len(train_batches), config.seed)]
+        index = batch_index(step, len(train_batches), config.seed)
+        batch = train_batches[index]
+        states = None
+        if config.cache_target_states:
+            if index not in state_cache:
+                state_cache[index] = model.target_states(batch)
+            states = state_cache[index]
         warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
         for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = base_lr * warm
         weight = sparsity_weight(step, config.n_steps, config.sparsity_max, config.sparsity_start)
 
         try:
-            output = model(batch, "soft", sparsity_weight=weight)
+            output = model(batch, "soft", sparsity_weight=weight, states=states)
         except FloatingPointError as error:
             raise NonFiniteLossError(
                 f"HyperDAS training stopped at step {step}: {error}. Lower lr / r0_lr or "

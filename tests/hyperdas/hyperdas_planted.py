@@ -57,7 +57,7 @@ def planted_batches(
     base_entity = torch.randint(0, len(ent), (n,), generator=g)
     shift = torch.randint(1, len(ent), (n,), generator=g)
     source_entity = (base_entity + shift) % len(ent)
-    source_pos = torch.randint(0, PROMPT_LEN, (n,), generator=g)
+    source_pos = torch.randint(1, PROMPT_LEN, (n,), generator=g)  # never the sink
     rows = torch.arange(n)
     base[:, -1] = ent[base_entity]
     source[rows, source_pos] = ent[source_entity]

@@ -34,6 +34,9 @@ def test_resolved_for_fills_and_clips():
         {"state_routing": "diagonal"},
         {"grad_clip": 0.0},
         {"cause_weight": -1.0},
+        {"head_lr": 0.0},
+        {"null_init_weight": 1.0},
+        {"null_init_weight": 0.0},
     ],
 )
 def test_invalid_values_raise(overrides):

@@ -172,3 +172,34 @@ def test_smollm2_forward_backward():
     out.loss.total.backward()
     assert all(p.grad is None for p in target.parameters())
     assert model.selection.query.weight.grad is not None
+
+
+def test_attention_sink_is_never_read_or_written(tiny_target):
+    batch = build_batch()
+    skipping = HyperDAS(tiny_target, build_config())
+    soft = skipping(batch).soft_selection
+    assert bool((soft[:, -1, 0] == 1.0).all())  # base position 0 keeps its own state
+    assert bool((soft[:, 0, :] == 0.0).all())  # source position 0 gives nothing
+    reading = HyperDAS(tiny_target, build_config(skip_attention_sink=False))
+    soft = reading(batch).soft_selection
+    assert bool((soft[:, -1, 0] < 1.0).all()) and bool((soft[:, 0, 1:] > 0.0).any())
+
+
+def test_a_prompt_with_only_the_sink_intervenable_raises(tiny_target):
+    batch = build_batch()
+    batch.source_intervenable[0] = False
+    batch.source_intervenable[0, 0] = True
+    with pytest.raises(ValueError, match="attention sink"):
+        HyperDAS(tiny_target, build_config())(batch)
+
+
+@pytest.mark.parametrize("weight", [0.2, 0.5, 0.9])
+def test_null_init_weight_sets_the_starting_null_mass(tiny_target, weight):
+    batch = build_batch(batch=4, base_len=12, src_len=10)
+    model = HyperDAS(tiny_target, build_config(null_init_weight=weight))
+    base_mask, _ = model.position_masks(batch)
+    null = model(batch).soft_selection[:, -1][base_mask]
+    # source scores start near zero, so null starts near `weight` whatever the prompt length
+    assert abs(float(null.mean()) - weight) < 0.05
+    without = HyperDAS(tiny_target, build_config()).forward(batch).soft_selection[:, -1]
+    assert float(without[base_mask].mean()) < 0.3  # ~1 / (n_sources + 1)

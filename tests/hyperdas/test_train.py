@@ -52,6 +52,30 @@ def test_optimizer_groups_put_r0_apart(tiny_target):
     assert n_optimised == len(model.trainable_parameters())
 
 
+def test_head_lr_applies_to_selection_and_householder_mlp_only(tiny_target):
+    config = build_config(lr=1e-4, head_lr=3e-3, r0_lr=1e-2)
+    model = HyperDAS(tiny_target, config)
+    optimizer = build_optimizer(model, config)
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    r0 = {id(p) for p in model.subspace.r0_holder.parameters()}
+    for module, expected in ((model.selection, 3e-3), (model.hypernetwork, 1e-4)):
+        assert {lr_of[id(p)] for p in module.parameters() if p.requires_grad} == {expected}
+    assert {lr_of[id(p)] for p in model.subspace.parameters() if id(p) not in r0} == {3e-3}
+    assert {lr_of[i] for i in r0} == {1e-2}
+
+
+def test_cached_target_states_give_the_same_run(tiny_target):
+    batches = [build_batch(seed=s) for s in range(2)]
+    weights = []
+    for cache in (False, True):
+        model = HyperDAS(tiny_target, build_config(n_steps=5, cache_target_states=cache))
+        train_hyperdas(model, batches, progress=False)
+        weights.append(model.state_dict())
+    assert weights[0].keys() == weights[1].keys()
+    for name in weights[0]:
+        assert torch.equal(weights[0][name], weights[1][name]), name
+
+
 def test_batch_order_is_a_function_of_seed_and_step():
     order = [batch_index(step, 5, seed=0) for step in range(10)]
     assert sorted(order[:5]) == list(range(5)) and sorted(order[5:]) == list(range(5))
