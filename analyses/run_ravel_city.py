@@ -63,6 +63,18 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--das-lr", type=float, default=1e-2)
     p.add_argument("--hyperdas-steps", type=int, default=400)
     p.add_argument("--hyperdas-lr", type=float, default=3e-4)
+    p.add_argument(
+        "--hyperdas-head-lr",
+        type=float,
+        default=1e-3,
+        help="learning rate of the selection and Householder heads",
+    )
+    p.add_argument(
+        "--null-init-weight",
+        type=float,
+        default=0.5,
+        help="starting null ('keep base') weight of the selection",
+    )
     p.add_argument("--n-hypernet-layers", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
@@ -86,6 +98,9 @@ def parse_args() -> argparse.Namespace:
         "--from-checkpoint",
         action="store_true",
         help="hyperdas phase: score <out>/checkpoint instead of training",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="hyperdas phase: continue <out>/checkpoint"
     )
     p.add_argument("--report-name", default="report", help="<out>/<name>.json and .md")
     p.add_argument(
@@ -318,7 +333,12 @@ def run_hyperdas(args, model, data, data_config, layer: int, report: Report, eva
         n_hypernet_layers=args.n_hypernet_layers,
         n_steps=args.hyperdas_steps,
         lr=args.hyperdas_lr,
+        head_lr=args.hyperdas_head_lr,
+        null_init_weight=args.null_init_weight,
+        cache_target_states=True,
         eval_every=50,
+        val_batches=6,
+        checkpoint_every=50,
         data=data_config.to_dict(),
     )
     if args.from_checkpoint:
@@ -327,9 +347,19 @@ def run_hyperdas(args, model, data, data_config, layer: int, report: Report, eva
     else:
         hyperdas = HyperDAS(model, config)
         trained = train_hyperdas(
-            hyperdas, train, config, val_batches=val, checkpoint_dir=args.out / "checkpoint"
+            hyperdas,
+            train,
+            config,
+            val_batches=val,
+            checkpoint_dir=args.out / "checkpoint",
+            resume=args.resume,
         )
         report.data["hyperdas_final_loss"] = trained.history[-1] if trained.history else None
+        report.data["hyperdas_validation"] = [
+            {k: r[k] for k in ("step", "running_loss", "val_cause", "val_isolate")}
+            for r in trained.history
+            if "val_cause" in r
+        ]
         report.timed("hyperdas_train", start)
     report.data["hyperdas_config"] = config.to_dict()
 

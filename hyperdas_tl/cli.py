@@ -62,6 +62,9 @@ def profile_from_args(args: argparse.Namespace):
         "n_hypernet_layers": args.n_hypernet_layers,
         "n_steps": args.steps,
         "lr": args.lr,
+        "head_lr": args.head_lr,
+        "null_init_weight": args.null_init_weight,
+        "cache_target_states": True if args.cache_states else None,
         "seed": args.seed,
     }
     data = replace(profile.data, **{k: v for k, v in data_overrides.items() if v is not None})
@@ -117,6 +120,15 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument(
+        "--head-lr", type=float, default=None, help="lr of the selection / Householder heads"
+    )
+    parser.add_argument(
+        "--null-init-weight", type=float, default=None, help="starting 'keep base' weight"
+    )
+    parser.add_argument(
+        "--cache-states", action="store_true", help="keep frozen target states across epochs"
+    )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--max-entities", type=int, default=None)
     parser.add_argument("--train-pairs", type=int, default=None)

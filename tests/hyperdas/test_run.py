@@ -53,3 +53,17 @@ def test_cli_reports_bad_input_without_a_traceback(capsys, tmp_path):
 def test_data_config_round_trips_through_json():
     config = DataConfig(attributes=("Country",), instance_attributes=("Country", "Language"))
     assert DataConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_cli_training_options_reach_the_profile():
+    from hyperdas_tl.cli import build_parser, profile_from_args
+
+    args = build_parser().parse_args(
+        ["train", "--profile", "quick", "--head-lr", "2e-3", "--null-init-weight", "0.4",
+         "--cache-states", "--lr", "5e-5"]
+    )  # fmt: skip
+    config = profile_from_args(args).hyperdas
+    assert (config.head_lr, config.null_init_weight, config.lr) == (2e-3, 0.4, 5e-5)
+    assert config.cache_target_states
+    default = profile_from_args(build_parser().parse_args(["train"])).hyperdas
+    assert default.head_lr is None and not default.cache_target_states
