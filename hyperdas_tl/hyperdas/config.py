@@ -57,7 +57,7 @@ class HyperDASConfig:
     target's embedding, frozen, and keeps it out of checkpoints."""
     skip_attention_sink: bool = True
     """Never read or write position 0 (base and source). The first token is the attention sink:
-    on SmolLM2 its residual norm is ~7x the other tokens' at layer 6 and ~160x at layer 12 (with
+    on SmolLM2 its residual norm is ~7x the other tokens' at layer 6 and ~170x at layer 12 (with
     a BOS token, as in Llama-3, it is the BOS). A soft selection that gives it even a few percent
     blends a huge vector into every base token; no RAVEL entity sits there."""
     null_init_weight: float | None = None
