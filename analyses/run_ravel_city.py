@@ -129,11 +129,12 @@ class Report:
         self.save()
 
     def save(self) -> None:
+        layer_origin = "picked by the DAS sweep" if "layer_sweep" in self.data else "given"
         (self.out / f"{self.name}.json").write_text(json.dumps(self.data, indent=2) + "\n")
         lines = [
             f"# {MODEL} on RAVEL {self.data['domain']}: HyperDAS vs DAS / MDAS / probes",
             "",
-            f"Layer {self.data.get('layer')} (picked by the DAS sweep), k = {self.data['k']}; "
+            f"Layer {self.data.get('layer')} ({layer_origin}), k = {self.data['k']}; "
             f"examples per split: `{json.dumps(self.data.get('examples', {}))}`.",
             f"Run times (s): `{json.dumps({k: round(v) for k, v in self.data['seconds'].items()})}`"
             f" on {self.data['machine']}.",
