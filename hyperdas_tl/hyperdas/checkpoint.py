@@ -45,6 +45,7 @@ ARCHITECTURE_FIELDS = (
     "n_selection_heads",
     "null_init_weight",
     "skip_attention_sink",
+    "selection_score",
     "train_embedding",
     "seed",
 )

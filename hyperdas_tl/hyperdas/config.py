@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 SelectionMode = Literal["soft", "one_to_many", "one_to_one"]
 SELECTION_MODES: tuple[str, ...] = ("soft", "one_to_many", "one_to_one")
 StateRouting = Literal["grouped", "all"]
+SelectionScore = Literal["dot", "cosine"]
 
 PAPER_K = 128
 PAPER_D_MODEL = 4096
@@ -55,6 +56,12 @@ class HyperDASConfig:
     train_embedding: bool = False
     """Train the hypernetwork's token embedding (a d_vocab x d_model copy); False reads the
     target's embedding, frozen, and keeps it out of checkpoints."""
+    selection_score: SelectionScore = "dot"
+    """How the selection scores (source i, base j) pairs: ``"dot"`` (scaled dot product) or
+    ``"cosine"`` (per-head cosine times a learned temperature); see
+    :mod:`hyperdas_tl.hyperdas.selection`."""
+    selection_temperature: float = 10.0
+    """Initial temperature of ``"cosine"`` selection scores."""
     skip_attention_sink: bool = True
     """Never read or write position 0 (base and source). The first token is the attention sink:
     on SmolLM2 its residual norm is ~7x the other tokens' at layer 6 and ~170x at layer 12 (with
@@ -135,6 +142,12 @@ class HyperDASConfig:
         for name in ("lr", "r0_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.selection_score not in ("dot", "cosine"):
+            raise ValueError(
+                f"selection_score must be 'dot' or 'cosine', got {self.selection_score!r}"
+            )
+        if not self.selection_temperature > 0:
+            raise ValueError(f"selection_temperature must be > 0, got {self.selection_temperature}")
         if self.head_lr is not None and not self.head_lr > 0:
             raise ValueError(f"head_lr must be > 0 or None, got {self.head_lr}")
         if self.null_init_weight is not None and not 0.0 < self.null_init_weight < 1.0:

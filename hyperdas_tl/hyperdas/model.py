@@ -78,7 +78,11 @@ class HyperDAS(nn.Module):
                 train_embedding=config.train_embedding,
             )
             self.selection = PositionSelection(
-                d_model, config.n_selection_heads, config.null_init_weight
+                d_model,
+                config.n_selection_heads,
+                config.null_init_weight,
+                config.selection_score,
+                config.selection_temperature,
             )
             self.subspace = HouseholderSubspace(d_model, config.k)  # type: ignore[arg-type]
         self.to(device)

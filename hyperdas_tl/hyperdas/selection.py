@@ -21,6 +21,14 @@ The null score carries a learned bias. With ``null_init_weight = w`` the null sc
 every base position whatever the prompt length (without it, null starts at ``1 / (n + 1)`` and
 the first steps blend every source token into every base token).
 
+Score scale (``HyperDASConfig.selection_score``). ``"dot"``: scaled dot products
+(``q·k / sqrt(head_dim)``). Keys come from unit-norm states through freshly initialised layers, so
+at initialisation every score is ~1e-3 and the selection is uniform; sharpening it means growing
+the key and query weights by orders of magnitude, thousands of optimiser steps. ``"cosine"``: the
+per-head cosine of query and key times a learned temperature (initialised at
+``selection_temperature``, learned in log space), so scores span ``[-T, T]`` from the first step
+and training only has to turn directions, not grow norms.
+
 Read-outs (:func:`read_out`):
 
 - ``"soft"``: ``A`` itself (training and default).
@@ -40,17 +48,32 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
-from hyperdas_tl.hyperdas.config import SELECTION_MODES, SelectionMode
+from hyperdas_tl.hyperdas.config import SELECTION_MODES, SelectionMode, SelectionScore
 from hyperdas_tl.hyperdas.hypernetwork import unit_normalize
 
 
 class PositionSelection(nn.Module):
     """Soft (source + null) x base selection weights from ``e`` (see the module docstring)."""
 
-    def __init__(self, d_model: int, n_heads: int, null_init_weight: float | None = None) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        null_init_weight: float | None = None,
+        score: SelectionScore = "dot",
+        temperature: float = 10.0,
+    ) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"n_heads={n_heads} must divide d_model={d_model}")
+        if score not in ("dot", "cosine"):
+            raise ValueError(f"score must be 'dot' or 'cosine', got {score!r}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.score = score
+        if score == "cosine":
+            # learned in log space so it stays positive
+            self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
         if null_init_weight is not None and not 0.0 < null_init_weight < 1.0:
             raise ValueError(f"null_init_weight must be in (0, 1), got {null_init_weight}")
         self.d_model, self.n_heads = d_model, n_heads
@@ -89,7 +112,15 @@ class PositionSelection(nn.Module):
         null_keys = self.null_out(F.silu(self.null_in(b))).view(batch, base_pos, heads, head_dim)
         query = self.query(encoding).view(batch, heads, head_dim)
 
-        scale = head_dim**-0.5 / heads  # scaled dot product, averaged over heads
+        if self.score == "cosine":
+            query, pair_keys, null_keys = (
+                unit_normalize(query),
+                unit_normalize(pair_keys),
+                unit_normalize(null_keys),
+            )
+            scale = self.log_temperature.exp() / heads  # cosine per head, averaged over heads
+        else:
+            scale = head_dim**-0.5 / heads  # scaled dot product, averaged over heads
         pair_scores = torch.einsum("bhd,bijhd->bij", query, pair_keys) * scale
         null_scores = torch.einsum("bhd,bjhd->bj", query, null_keys)[:, None, :] * scale
         null_scores = null_scores + self.null_bias

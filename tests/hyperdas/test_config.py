@@ -35,6 +35,8 @@ def test_resolved_for_fills_and_clips():
         {"grad_clip": 0.0},
         {"cause_weight": -1.0},
         {"head_lr": 0.0},
+        {"selection_score": "euclid"},
+        {"selection_temperature": 0.0},
         {"null_init_weight": 1.0},
         {"null_init_weight": 0.0},
     ],

@@ -203,3 +203,24 @@ def test_null_init_weight_sets_the_starting_null_mass(tiny_target, weight):
     assert abs(float(null.mean()) - weight) < 0.05
     without = HyperDAS(tiny_target, build_config()).forward(batch).soft_selection[:, -1]
     assert float(without[base_mask].mean()) < 0.3  # ~1 / (n_sources + 1)
+
+
+def test_cosine_selection_scores_are_bounded_by_the_learned_temperature(tiny_target):
+    model = HyperDAS(
+        tiny_target,
+        build_config(selection_score="cosine", selection_temperature=4.0, n_selection_heads=4),
+    )
+    assert torch.isclose(model.selection.log_temperature.exp(), torch.tensor(4.0))
+    batch = build_batch()
+    soft = model(batch).soft_selection
+    base_mask, source_mask = model.position_masks(batch)
+    # scores lie in [-T, T], so no weight can fall below e^{-2T} / (n + 1) of a column
+    rows = source_mask.sum(dim=1) + 1
+    floor = torch.exp(torch.tensor(-8.0)) / rows
+    for b in range(len(batch)):
+        used = soft[b][torch.cat([source_mask[b], torch.tensor([True])])][:, base_mask[b]]
+        assert bool((used >= floor[b] * 0.99).all())
+    assert "selection.log_temperature" in dict(model.named_parameters())
+    assert "selection.log_temperature" not in dict(
+        HyperDAS(tiny_target, build_config()).named_parameters()
+    )

@@ -15,11 +15,14 @@ from hyperdas_tl.hyperdas.train import (
 )
 
 
-def test_learns_a_planted_concept():
+@pytest.mark.parametrize("score", ["dot", "cosine"])
+def test_learns_a_planted_concept(score):
     target, r_star = planted_target(k_star=4)
     train = planted_batches(target, r_star, n=1280, batch_size=16, seed=1)
     val = planted_batches(target, r_star, n=64, batch_size=32, seed=2)
-    config = build_config(k=4, n_steps=80, lr=1e-3, r0_lr=3e-2, eval_every=40, val_batches=2)
+    config = build_config(
+        k=4, n_steps=80, lr=1e-3, r0_lr=3e-2, eval_every=40, val_batches=2, selection_score=score
+    )
     model = HyperDAS(target, config)
     before = teacher_forced_accuracy(model, val)
     result = train_hyperdas(model, train, val_batches=val, progress=False)
