@@ -113,7 +113,8 @@ class HyperDASConfig:
     """Keep each training batch's frozen target states (every resid_pre + final output of base
     and source) in memory after its first visit, so later epochs skip both frozen passes. Costs
     ``2 x (n_layers + 1) x pos x d_model`` floats per example (about 4.5 GB for 1024 SmolLM2
-    examples of ~30 tokens); results are identical with and without it."""
+    examples of ~30 tokens); results are identical with and without it. Ignored by runs of at
+    most one epoch, where no batch is seen twice."""
 
     data: dict[str, Any] = field(default_factory=dict)
     """Data settings recorded with the checkpoint (domain, attributes, split sizes, ...)."""

@@ -229,11 +229,13 @@ def train_hyperdas(
         desc="HyperDAS",
     )
     state_cache: dict[int, TargetStates] = {}
+    # a batch is reused only if the run goes past one epoch; otherwise caching just holds memory
+    cache_states = config.cache_target_states and config.n_steps > len(train_batches)
     for step in bar:
         index = batch_index(step, len(train_batches), config.seed)
         batch = train_batches[index]
         states = None
-        if config.cache_target_states:
+        if cache_states:
             if index not in state_cache:
                 state_cache[index] = model.target_states(batch)
             states = state_cache[index]

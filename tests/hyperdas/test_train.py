@@ -67,16 +67,29 @@ def test_head_lr_applies_to_selection_and_householder_mlp_only(tiny_target):
     assert {lr_of[i] for i in r0} == {1e-2}
 
 
-def test_cached_target_states_give_the_same_run(tiny_target):
+def test_cached_target_states_give_the_same_run(tiny_target, monkeypatch):
     batches = [build_batch(seed=s) for s in range(2)]
-    weights = []
+    weights, calls = [], []
+    original = HyperDAS.target_states
+
+    def counted(self, batch):
+        calls[-1] += 1
+        return original(self, batch)
+
+    monkeypatch.setattr(HyperDAS, "target_states", counted)
     for cache in (False, True):
+        calls.append(0)
         model = HyperDAS(tiny_target, build_config(n_steps=5, cache_target_states=cache))
         train_hyperdas(model, batches, progress=False)
         weights.append(model.state_dict())
+    assert calls == [5, 2]  # frozen passes: one per step without the cache, one per batch with it
     assert weights[0].keys() == weights[1].keys()
     for name in weights[0]:
         assert torch.equal(weights[0][name], weights[1][name]), name
+    calls.append(0)  # a single-epoch run does not cache (nothing would be reused)
+    model = HyperDAS(tiny_target, build_config(n_steps=2, cache_target_states=True))
+    train_hyperdas(model, batches, progress=False)
+    assert calls[-1] == 2
 
 
 def test_batch_order_is_a_function_of_seed_and_step():
