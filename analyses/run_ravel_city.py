@@ -75,6 +75,7 @@ def parse_args() -> argparse.Namespace:
         default=0.5,
         help="starting null ('keep base') weight of the selection",
     )
+    p.add_argument("--selection-score", choices=("dot", "cosine"), default="dot")
     p.add_argument("--n-hypernet-layers", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
@@ -336,6 +337,7 @@ def run_hyperdas(args, model, data, data_config, layer: int, report: Report, eva
         lr=args.hyperdas_lr,
         head_lr=args.hyperdas_head_lr,
         null_init_weight=args.null_init_weight,
+        selection_score=args.selection_score,
         cache_target_states=True,
         eval_every=50,
         val_batches=6,
@@ -343,7 +345,7 @@ def run_hyperdas(args, model, data, data_config, layer: int, report: Report, eva
         data=data_config.to_dict(),
     )
     if args.from_checkpoint:
-        hyperdas = load_hyperdas(args.out / "checkpoint", model)
+        hyperdas = load_hyperdas(args.out / args.checkpoint_name, model)
         config = hyperdas.config
     else:
         hyperdas = HyperDAS(model, config)
@@ -352,7 +354,7 @@ def run_hyperdas(args, model, data, data_config, layer: int, report: Report, eva
             train,
             config,
             val_batches=val,
-            checkpoint_dir=args.out / "checkpoint",
+            checkpoint_dir=args.out / args.checkpoint_name,
             resume=args.resume,
         )
         report.data["hyperdas_final_loss"] = trained.history[-1] if trained.history else None
@@ -365,7 +367,8 @@ def run_hyperdas(args, model, data, data_config, layer: int, report: Report, eva
     report.data["hyperdas_config"] = config.to_dict()
 
     start = time.perf_counter()
-    report.add(evaluate_hyperdas(hyperdas, data, eval_config=eval_config))
+    name = "HyperDAS" if config.selection_score == "dot" else f"HyperDAS-{config.selection_score}"
+    report.add(evaluate_hyperdas(hyperdas, data, eval_config=eval_config, name=name))
     report.timed("hyperdas_eval", start)
 
 

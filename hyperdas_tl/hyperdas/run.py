@@ -84,8 +84,10 @@ def evaluate_hyperdas(
     splits: tuple[str, ...] = TEST_SPLITS,
     selection_modes: tuple[SelectionMode, ...] = SELECTION_MODES,
     eval_config: EvalConfig | None = None,
+    name: str = "HyperDAS",
 ) -> list[EvalResult]:
-    """Score every read-out on every split (each split is a RAVEL test setting)."""
+    """Score every read-out on every split (each split is a RAVEL test setting); methods are
+    named ``"{name} ({read-out})"``."""
     results = []
     for split in splits:
         batches = data.batches.get(split)
@@ -98,7 +100,7 @@ def evaluate_hyperdas(
                     model.target,
                     batches,
                     hyperdas_intervention(model, mode),
-                    method=f"HyperDAS ({mode})",
+                    method=f"{name} ({mode})",
                     setting=split,
                     config=eval_config,
                     metadata={"layer": model.layer, "k": model.config.k},
