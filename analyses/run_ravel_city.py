@@ -100,9 +100,8 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="hyperdas phase: score <out>/checkpoint instead of training",
     )
-    p.add_argument(
-        "--resume", action="store_true", help="hyperdas phase: continue <out>/checkpoint"
-    )
+    p.add_argument("--resume", action="store_true", help="hyperdas phase: continue the checkpoint")
+    p.add_argument("--checkpoint-name", default="checkpoint", help="<out>/<name>: HyperDAS weights")
     p.add_argument("--report-name", default="report", help="<out>/<name>.json and .md")
     p.add_argument(
         "--render",
