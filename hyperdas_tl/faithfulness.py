@@ -819,7 +819,9 @@ def random_target_control(
     _check_batches(test_batches, need_examples=True)
     if hypernetwork_init not in ("real", "random"):
         raise ValueError(f"hypernetwork_init must be 'real' or 'random', got {hypernetwork_init!r}")
-    config = hyperdas.config if n_steps is None else replace(hyperdas.config, n_steps=n_steps)
+    # the control keeps no checkpoints of its own
+    config = replace(hyperdas.config, checkpoint_every=None)
+    config = config if n_steps is None else replace(config, n_steps=n_steps)
     random_target = random_init_copy(hyperdas.target, seed=seed)
     model = HyperDAS(random_target, config)
     if hypernetwork_init == "real":

@@ -6,6 +6,7 @@ orthonormal basis, nonsense entity, random-init target) and returns well-formed 
 """
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -272,7 +273,13 @@ def test_random_init_copy(tiny_model):
 
 
 def test_random_target_control_runs(hyperdas, batches):
-    result = random_target_control(hyperdas, batches, batches, n_steps=2)
+    # a checkpoint trained with periodic saving records checkpoint_every; the control ignores it
+    config = hyperdas.config
+    hyperdas.config = replace(config, checkpoint_every=1)
+    try:
+        result = random_target_control(hyperdas, batches, batches, n_steps=2)
+    finally:
+        hyperdas.config = config
     assert result.n_steps == 2 and len(result.loss) == 2
     assert all(torch.isfinite(torch.tensor(result.loss)))
     for score in (result.real, result.random_target, result.random_target_clean):
