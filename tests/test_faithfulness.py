@@ -313,7 +313,8 @@ def test_selection_statistics_find_entity_mass(tiny_model, batches):
     entity = [
         entity_token_positions(tokenizer, e.base_prompt, e.base_entity) for e in batch.examples
     ]
-    model = HyperDAS(tiny_model, build_config()).eval()
+    # these prompts start with the entity, so position 0 must be readable and writable here
+    model = HyperDAS(tiny_model, build_config(skip_attention_sink=False)).eval()
     model.selection = EntitySelection(entity, batch.source_entity_last)
     stats = selection_statistics(model, [batch])
     for mode in ("soft", "one_to_many"):
