@@ -535,16 +535,17 @@ class HyperDASStep:
         tick("frozen passes (base + source)")
         layer = hd.layer
         base_l, source_l = states.base.at(layer), states.source.at(layer)
+        base_mask, source_mask = hd.position_masks(b)
         encoding = hd.hypernetwork(
             b.concept_ids,
             b.concept_attention_mask,
             states.base.all_states(),
-            b.base_intervenable,
+            base_mask,
             states.source.all_states(),
-            b.source_intervenable,
+            source_mask,
         )
-        soft = hd.selection(encoding, base_l, source_l, b.base_intervenable, b.source_intervenable)
-        selection = read_out(soft, "soft", b.base_intervenable, b.source_intervenable)
+        soft = hd.selection(encoding, base_l, source_l, base_mask, source_mask)
+        selection = read_out(soft, "soft", base_mask, source_mask)
         basis = hd.subspace(encoding)
         tick("hypernetwork + selection + subspace")
         hook = soft_interchange_hook_for(hd.target, layer, source_l, selection, basis)
