@@ -871,21 +871,18 @@ def memory_check(model: nn.Module, settings: BenchSettings) -> dict[str, Any]:
     )
     layer = hyperdas.layer
     hyper = SavedTensorBytes(exclude)
+    base_mask, source_mask = hyperdas.position_masks(batch)
     with torch.autograd.graph.saved_tensors_hooks(hyper.pack, lambda t: t):
         out_encoding = hyperdas.hypernetwork(
             batch.concept_ids,
             batch.concept_attention_mask,
             states.base.all_states(),
-            batch.base_intervenable,
+            base_mask,
             states.source.all_states(),
-            batch.source_intervenable,
+            source_mask,
         )
         soft = hyperdas.selection(
-            out_encoding,
-            states.base.at(layer),
-            states.source.at(layer),
-            batch.base_intervenable,
-            batch.source_intervenable,
+            out_encoding, states.base.at(layer), states.source.at(layer), base_mask, source_mask
         )
         basis = hyperdas.subspace(out_encoding)
     suffix = SavedTensorBytes(exclude | set(hyper.storages))
