@@ -58,7 +58,6 @@ from hyperdas_tl.data.batching import IGNORE_INDEX, InterventionBatch
 from hyperdas_tl.hooks import capture_resid_pre, resid_pre_name, soft_interchange_hook_for
 from hyperdas_tl.hyperdas import HyperDAS, HyperDASConfig
 from hyperdas_tl.hyperdas.loss import hyperdas_loss
-from hyperdas_tl.hyperdas.selection import read_out
 from hyperdas_tl.hyperdas.train import build_optimizer
 from hyperdas_tl.interchange import one_hot_selection
 from hyperdas_tl.memory import estimate_training_memory
@@ -535,18 +534,8 @@ class HyperDASStep:
         tick("frozen passes (base + source)")
         layer = hd.layer
         base_l, source_l = states.base.at(layer), states.source.at(layer)
-        base_mask, source_mask = hd.position_masks(b)
-        encoding = hd.hypernetwork(
-            b.concept_ids,
-            b.concept_attention_mask,
-            states.base.all_states(),
-            base_mask,
-            states.source.all_states(),
-            source_mask,
-        )
-        soft = hd.selection(encoding, base_l, source_l, base_mask, source_mask)
-        selection = read_out(soft, "soft", base_mask, source_mask)
-        basis = hd.subspace(encoding)
+        weights = hd.intervention_weights(b, states)
+        soft, selection, basis = weights.soft_selection, weights.selection, weights.basis
         tick("hypernetwork + selection + subspace")
         hook = soft_interchange_hook_for(hd.target, layer, source_l, selection, basis)
         with hd.target.hooks(fwd_hooks=[hook]):
@@ -871,20 +860,9 @@ def memory_check(model: nn.Module, settings: BenchSettings) -> dict[str, Any]:
     )
     layer = hyperdas.layer
     hyper = SavedTensorBytes(exclude)
-    base_mask, source_mask = hyperdas.position_masks(batch)
     with torch.autograd.graph.saved_tensors_hooks(hyper.pack, lambda t: t):
-        out_encoding = hyperdas.hypernetwork(
-            batch.concept_ids,
-            batch.concept_attention_mask,
-            states.base.all_states(),
-            base_mask,
-            states.source.all_states(),
-            source_mask,
-        )
-        soft = hyperdas.selection(
-            out_encoding, states.base.at(layer), states.source.at(layer), base_mask, source_mask
-        )
-        basis = hyperdas.subspace(out_encoding)
+        weights = hyperdas.intervention_weights(batch, states)
+        soft, basis = weights.soft_selection, weights.basis
     suffix = SavedTensorBytes(exclude | set(hyper.storages))
     with torch.autograd.graph.saved_tensors_hooks(suffix.pack, lambda t: t):
         hook = soft_interchange_hook_for(model, layer, states.source.at(layer), soft, basis)

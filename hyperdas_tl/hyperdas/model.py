@@ -38,6 +38,20 @@ class TargetStates:
 
 
 @dataclass
+class InterventionWeights:
+    """What the hypernetwork, selection and subspace produce for one batch."""
+
+    encoding: Float[Tensor, "batch d_model"]
+    """The hypernetwork's encoding ``e``."""
+    soft_selection: Float[Tensor, "batch src_pos_plus_null base_pos"]
+    """The soft weights ``A`` (columns sum to 1; null row last)."""
+    selection: Float[Tensor, "batch src_pos_plus_null base_pos"]
+    """The read-out of ``soft_selection`` the intervention uses."""
+    basis: Float[Tensor, "batch d_model k"]
+    """``R(e)``, orthonormal columns."""
+
+
+@dataclass
 class HyperDASOutput:
     """Result of :meth:`HyperDAS.forward`."""
 
@@ -118,6 +132,32 @@ class HyperDAS(nn.Module):
             masks.append(mask)
         return masks[0], masks[1]
 
+    def intervention_weights(
+        self,
+        batch: InterventionBatch,
+        states: TargetStates,
+        selection_mode: SelectionMode = "soft",
+    ) -> InterventionWeights:
+        """Steps 2-3: the encoding, the soft selection and its read-out, and ``R(e)`` (no
+        checks; :meth:`forward` validates the batch and the results)."""
+        base_mask, source_mask = self.position_masks(batch)
+        encoding = self.hypernetwork(
+            batch.concept_ids,
+            batch.concept_attention_mask,
+            states.base.all_states(),
+            base_mask,
+            states.source.all_states(),
+            source_mask,
+        )
+        layer = self.layer
+        soft = self.selection(
+            encoding, states.base.at(layer), states.source.at(layer), base_mask, source_mask
+        )
+        selection = read_out(
+            soft, selection_mode, base_mask, source_mask, self.config.one_to_one_floor
+        )
+        return InterventionWeights(encoding, soft, selection, self.subspace(encoding))
+
     @torch.no_grad()
     def target_states(self, batch: InterventionBatch) -> TargetStates:
         """Step 1: the frozen target's states for base and source (one no-grad pass each)."""
@@ -150,22 +190,13 @@ class HyperDAS(nn.Module):
         states = states if states is not None else self.target_states(batch)
         layer = self.layer
         base_l, source_l = states.base.at(layer), states.source.at(layer)
-
-        base_mask, source_mask = self.position_masks(batch)
-
-        encoding = self.hypernetwork(
-            batch.concept_ids,
-            batch.concept_attention_mask,
-            states.base.all_states(),
-            base_mask,
-            states.source.all_states(),
-            source_mask,
+        weights = self.intervention_weights(batch, states, selection_mode)
+        encoding, soft, selection, basis = (
+            weights.encoding,
+            weights.soft_selection,
+            weights.selection,
+            weights.basis,
         )
-        soft = self.selection(encoding, base_l, source_l, base_mask, source_mask)
-        selection = read_out(
-            soft, selection_mode, base_mask, source_mask, self.config.one_to_one_floor
-        )
-        basis = self.subspace(encoding)
         for name, value in (("encoding e", encoding), ("selection", soft), ("basis R(e)", basis)):
             if not bool(torch.isfinite(value).all()):
                 raise FloatingPointError(
