@@ -960,10 +960,10 @@ def selection_statistics(
         for mode in SELECTION_MODES:
             selection = read_out(
                 soft,
-                mode,
+                mode,  # type: ignore[arg-type]
                 base_mask,
                 source_mask,
-                hyperdas.config.one_to_one_floor,  # type: ignore[arg-type]
+                hyperdas.config.one_to_one_floor,
             )
             replaced = (1.0 - selection[:, -1]) * base_mask
             given = selection[:, :-1].sum(dim=-1) * source_mask
