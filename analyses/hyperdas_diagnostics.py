@@ -7,6 +7,9 @@
    single-position interchange at that layer can reach.
 3. No-op vs oracle label cross-entropy on the first training batches (the loss scale HyperDAS
    starts from and could reach).
+4. How sharp the soft selection is (largest source weight per intervenable base column, and the
+   null weight) on the first val_entity batch: fresh HyperDAS with dot and cosine scores, and the
+   ``--checkpoint`` if given.
 
     HYPERDAS_TL_CACHE=... python analyses/hyperdas_diagnostics.py --ravel ../shared/ravel/data.tgz
 
@@ -22,6 +25,8 @@ from pathlib import Path
 import torch
 
 from hyperdas_tl.experiment import DataConfig, build_experiment_data
+from hyperdas_tl.hyperdas import HyperDAS, HyperDASConfig
+from hyperdas_tl.hyperdas.checkpoint import load_hyperdas
 from hyperdas_tl.hyperdas.loss import label_token_ce
 from hyperdas_tl.metrics import (
     EvalConfig,
@@ -62,9 +67,25 @@ def label_ce(model, batches, hooks_for) -> dict[str, float]:
     }
 
 
+@torch.no_grad()
+def selection_sharpness(hyperdas: HyperDAS, data) -> dict[str, float]:
+    """Mean / max over intervenable base columns of the largest source weight, and the mean null
+    weight, on the first ``val_entity`` batch."""
+    batch = data.batches["val_entity"][0]
+    soft = hyperdas(batch).soft_selection
+    base_mask, _ = hyperdas.position_masks(batch)
+    best = soft[:, :-1].amax(dim=1)[base_mask]
+    return {
+        "max_source_weight_mean": float(best.mean()),
+        "max_source_weight_max": float(best.max()),
+        "null_weight_mean": float(soft[:, -1][base_mask].mean()),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--ravel", default=os.environ.get("HYPERDAS_TL_RAVEL"))
+    p.add_argument("--checkpoint", type=Path, default=None, help="HyperDAS checkpoint to inspect")
     p.add_argument(
         "--out", type=Path, default=REPO / "analyses/results/hyperdas_diagnostics_smollm2.json"
     )
@@ -117,6 +138,14 @@ def main() -> None:
             lambda b: entity_interchange_hooks(model, 6, b, width(b), torch.eye(d_model)),
         ),
     }
+    sharpness = {}
+    for score in ("dot", "cosine"):
+        config = HyperDASConfig(layer=6, k=18, null_init_weight=0.5, selection_score=score)
+        sharpness[f"init {score}"] = selection_sharpness(HyperDAS(model, config), data)
+    if args.checkpoint is not None:
+        trained = load_hyperdas(args.checkpoint, model)
+        sharpness[f"checkpoint {args.checkpoint.name}"] = selection_sharpness(trained, data)
+    results["selection_sharpness_val_entity_batch_0"] = sharpness
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
