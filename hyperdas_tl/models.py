@@ -19,6 +19,7 @@ fold-LN / centring numerics); for an RMSNorm model it folds the norm weights int
 linear maps, which leaves ``hook_resid_pre`` unchanged but moves logits by float rounding.
 """
 
+import copy
 import functools
 import importlib.util
 import logging
@@ -267,6 +268,51 @@ def apply_processing(bridge: TransformerBridge, processing: Processing) -> None:
         bridge.enable_compatibility_mode(disable_warnings=True)
         return
     raise ValueError(f"processing must be 'none' or 'compat', got {processing!r}")
+
+
+_HOOK_DICTS = (
+    "_forward_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+)
+
+
+def _unwrapped(module: torch.nn.Module) -> torch.nn.Module:
+    inner = module._modules.get("_original_component")
+    if inner is not None:
+        module = inner
+    clone = copy.copy(module)
+    clone.__dict__ = dict(module.__dict__)
+    clone.__dict__.pop("forward", None)  # an instance-level forward patch, if any
+    clone._modules = {n: _unwrapped(c) for n, c in module._modules.items() if c is not None}
+    clone._parameters = dict(module._parameters)
+    clone._buffers = dict(module._buffers)
+    for name in _HOOK_DICTS:
+        if name in clone.__dict__:
+            clone.__dict__[name] = type(module.__dict__[name])()
+    return clone
+
+
+def plain_hf_model(bridge: TransformerBridge) -> torch.nn.Module:
+    """The HF model underneath a bridge, as plain HF modules sharing the bridge's weights.
+
+    ``TransformerBridge`` rewires the HF model in place: every submodule is wrapped by a bridge
+    component that keeps the HF module as ``_original_component``. This returns a shallow copy
+    of the module tree with each wrapper replaced by the HF module it wraps (no hooks, no
+    bridge code; parameters and buffers are the same tensors, so no memory is copied). Its
+    logits equal the bridge's exactly (``processing="none"``), and HF's own KV-cached
+    ``generate`` works on it on every tested transformers release; on the bridge-wrapped model
+    it corrupts every token after the first under transformers 5.24
+    (``tests/test_models.py``).
+    """
+    hf_model = getattr(bridge, "original_model", None)
+    if hf_model is None:
+        raise TypeError("expected a TransformerBridge wrapping an HF model (.original_model)")
+    return _unwrapped(hf_model).eval()
 
 
 def default_device() -> torch.device:

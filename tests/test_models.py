@@ -144,3 +144,33 @@ def test_compat_processing_keeps_resid_pre_and_log_probs(smollm2):
     a = capture_resid_pre(smollm2, enc.input_ids, [5], enc.attention_mask)[5]
     b = capture_resid_pre(compat, enc.input_ids, [5], enc.attention_mask)[5]
     assert torch.allclose(a[real], b[real], atol=1e-3)
+
+
+def test_plain_hf_model_shares_weights_and_matches_the_bridge(tiny_model):
+    plain = models.plain_hf_model(tiny_model)
+    names = {type(m).__module__ for m in plain.modules()}
+    assert not any(name.startswith("transformer_lens") for name in names)
+    bridge_ptrs = {p.data_ptr() for p in tiny_model.parameters()}
+    assert all(p.data_ptr() in bridge_ptrs for p in plain.parameters())  # no copy
+    ids = torch.randint(0, 1000, (2, 7))
+    with torch.no_grad():
+        assert torch.equal(plain(ids).logits, tiny_model(ids))
+    # the bridge still works (the view did not rewire it)
+    with torch.no_grad():
+        assert torch.equal(plain(ids).logits, tiny_model(ids))
+
+
+@pytest.mark.smollm2
+def test_plain_hf_model_kv_cached_generate_equals_uncached_greedy(smollm2):
+    from hyperdas_tl.data.instance import hf_cached_generate
+    from hyperdas_tl.generation import greedy_generate
+
+    tok = smollm2.tokenizer
+    prompts = ["Paris is a city in the country of", "The past tense of abandon is"]
+    cached = hf_cached_generate(
+        models.plain_hf_model(smollm2), tok, prompts, 4, torch.device("cpu")
+    )
+    batch = tok(prompts, return_tensors="pt", padding=True)
+    uncached = greedy_generate(smollm2, batch["input_ids"], batch["attention_mask"], 4)
+    assert torch.equal(cached, uncached)
+    assert tok.decode(cached[0]) == " France, known for"

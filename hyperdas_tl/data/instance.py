@@ -14,7 +14,14 @@ RAVEL is not model-agnostic. For one model and one domain, :func:`build_instance
 4. stores every output's extracted label: pairs use the model's own outputs as labels.
 
 A built instance is cached on disk, keyed by model name + the domain's data checksum + the
-config, and reused (:func:`load_or_build_instance`).
+config + :data:`DECODER_VERSION`, and reused (:func:`load_or_build_instance`).
+
+Decoding is never trusted blindly. With the KV-cached backend (``generation="hf_cached"``) the
+first batch is decoded a second time by the uncached :func:`~hyperdas_tl.generation.greedy_generate`
+and any difference stops the build with :class:`DecodingMismatchError` (a transformers release
+whose cache path is broken corrupts every label silently otherwise). Degenerate labels (empty
+after normalisation, punctuation only, e.g. ``" --"``) are judged wrong, never used as labels,
+and counted per attribute (:attr:`AttributeInstance.degenerate_labels`).
 """
 
 import hashlib
@@ -35,13 +42,19 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from hyperdas_tl.cache import cache_dir
-from hyperdas_tl.data.judging import extract_label, judge, rule_for
+from hyperdas_tl.data.judging import extract_label, is_degenerate_label, judge, rule_for
 from hyperdas_tl.data.ravel import PLACEHOLDER, SPLITS, RavelDomain, Split, Template
 from hyperdas_tl.generation import greedy_generate
+from hyperdas_tl.models import plain_hf_model
 
 logger = logging.getLogger(__name__)
 
-INSTANCE_FORMAT_VERSION = 1
+INSTANCE_FORMAT_VERSION = 2
+DECODER_VERSION = 2
+"""Version of the decoding implementation, part of the instance cache key. 2: the KV-cached
+backend is checked against uncached greedy decoding and degenerate labels are refused;
+instances cached by version 1 (labels possibly corrupted by transformers 5.24's cache) are
+rebuilt."""
 GenerationBackend = Literal["greedy_generate", "hf_cached"]
 GenerateFn = Callable[[list[str], int], list[str]]
 """``(prompts, max_new_tokens) -> raw generated continuations`` (one string per prompt)."""
@@ -78,9 +91,10 @@ class InstanceConfig:
     """Prompts per generation batch."""
     generation: GenerationBackend = "greedy_generate"
     """``"greedy_generate"`` (:func:`hyperdas_tl.generation.greedy_generate`, right padding, no
-    KV cache) or ``"hf_cached"`` (the bridge's underlying HF model with HF's KV-cached greedy
-    decoding on left-padded batches: 2-5x faster on CPU, same tokens for ``processing="none"``
-    models; tested against greedy_generate)."""
+    KV cache) or ``"hf_cached"`` (HF's KV-cached greedy decoding on left-padded batches, run on
+    the plain HF modules underneath the bridge, :func:`hyperdas_tl.models.plain_hf_model`:
+    2-5x faster on CPU, same tokens for ``processing="none"`` models; its first batch is
+    checked against greedy_generate on every build)."""
     min_template_accuracy: float = 0.1
     """A template is kept when the model is right on at least this fraction of entities."""
     min_entity_accuracy: float = 0.5
@@ -142,6 +156,9 @@ class AttributeInstance:
     """Template texts that pass ``min_template_accuracy``."""
     kept_entities: list[str]
     """Entities that pass ``min_entity_accuracy`` on the kept templates."""
+    degenerate_labels: int = 0
+    """Outputs of the capped grid whose extracted label is degenerate (empty after
+    normalisation); they are judged wrong and never become labels."""
 
     def label(self, template: str, entity: str) -> str:
         """The model's own answer (extracted label, leading space kept) for a prompt."""
@@ -166,6 +183,7 @@ class AttributeInstance:
             "correct": self.correct,
             "kept_templates": self.kept_templates,
             "kept_entities": self.kept_entities,
+            "degenerate_labels": self.degenerate_labels,
         }
 
     @classmethod
@@ -179,6 +197,7 @@ class AttributeInstance:
             correct=data["correct"],
             kept_templates=list(data["kept_templates"]),
             kept_entities=list(data["kept_entities"]),
+            degenerate_labels=int(data["degenerate_labels"]),
         )
 
 
@@ -313,19 +332,73 @@ def hf_cached_generate(
     return out[:, batch["input_ids"].shape[1] :]
 
 
+class DecodingMismatchError(ValueError):
+    """KV-cached decoding disagreed with uncached greedy decoding on the check batch."""
+
+
+def _decode_rows(tokenizer, rows: list[list[int]]) -> list[str]:
+    eos = tokenizer.eos_token_id
+    texts = []
+    for row in rows:
+        if eos is not None and eos in row:
+            row = row[: row.index(eos)]
+        texts.append(tokenizer.decode(row))
+    return texts
+
+
+def check_cached_decoding(
+    cached: Int[Tensor, "batch new"],
+    uncached: Int[Tensor, "batch new"],
+    prompts: list[str],
+    tokenizer,
+) -> None:
+    """Raise :class:`DecodingMismatchError` unless the two decodings agree token for token."""
+    if cached.shape == uncached.shape and torch.equal(cached.cpu(), uncached.cpu()):
+        return
+    import transformers
+
+    cached_texts = _decode_rows(tokenizer, cached.tolist())
+    uncached_texts = _decode_rows(tokenizer, uncached.tolist())
+    differing = [
+        i for i, (a, b) in enumerate(zip(cached_texts, uncached_texts, strict=True)) if a != b
+    ] or list(range(len(prompts)))
+    first = differing[0]
+    raise DecodingMismatchError(
+        f"KV-cached decoding (generation='hf_cached', transformers {transformers.__version__}) "
+        f"disagrees with uncached greedy decoding on {len(differing)} of {len(prompts)} prompts "
+        f"of the first batch, e.g. {prompts[first]!r} -> {cached_texts[first]!r} (cached) vs "
+        f"{uncached_texts[first]!r} (uncached). Labels would be corrupted; nothing was built. "
+        "Install the tested versions (pip install -c constraints.txt ...) or build with "
+        "generation='greedy_generate'."
+    )
+
+
 def model_generate_fn(
     model: torch.nn.Module, batch_size: int, backend: GenerationBackend = "greedy_generate"
 ) -> GenerateFn:
     """A :data:`GenerateFn` running ``model`` in length-sorted batches with a progress bar
-    (``backend``: see :attr:`InstanceConfig.generation`)."""
+    (``backend``: see :attr:`InstanceConfig.generation`). With ``"hf_cached"``, the first batch
+    it decodes is decoded again without a cache and compared (:func:`check_cached_decoding`)."""
     tokenizer = model.tokenizer
-    eos = tokenizer.eos_token_id
     device = next(model.parameters()).device
-    hf_model = getattr(model, "original_model", None)
-    if backend == "hf_cached" and hf_model is None:
-        raise ValueError("generation='hf_cached' needs a bridge exposing .original_model")
+    hf_model = None
+    if backend == "hf_cached":
+        if getattr(model, "original_model", None) is None:
+            raise ValueError("generation='hf_cached' needs a bridge exposing .original_model")
+        hf_model = plain_hf_model(model)
+    verified = backend != "hf_cached"
+
+    def uncached(texts: list[str], max_new_tokens: int) -> Tensor:
+        batch = tokenizer(texts, return_tensors="pt", padding=True)
+        return greedy_generate(
+            model,
+            batch["input_ids"].to(device),
+            batch["attention_mask"].to(device),
+            max_new_tokens,
+        )
 
     def generate(prompts: list[str], max_new_tokens: int) -> list[str]:
+        nonlocal verified
         lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
         order = sorted(range(len(prompts)), key=lambda i: lengths[i])
         results: list[str] = [""] * len(prompts)
@@ -336,18 +409,13 @@ def model_generate_fn(
             texts = [prompts[i] for i in index]
             if backend == "hf_cached":
                 new = hf_cached_generate(hf_model, tokenizer, texts, max_new_tokens, device)
+                if not verified:
+                    check_cached_decoding(new, uncached(texts, max_new_tokens), texts, tokenizer)
+                    verified = True
             else:
-                batch = tokenizer(texts, return_tensors="pt", padding=True)
-                new = greedy_generate(
-                    model,
-                    batch["input_ids"].to(device),
-                    batch["attention_mask"].to(device),
-                    max_new_tokens,
-                )
-            for row, i in zip(new.tolist(), index, strict=True):
-                if eos is not None and eos in row:
-                    row = row[: row.index(eos)]
-                results[i] = tokenizer.decode(row)
+                new = uncached(texts, max_new_tokens)
+            for text, i in zip(_decode_rows(tokenizer, new.tolist()), index, strict=True):
+                results[i] = text
         return results
 
     return generate
@@ -455,15 +523,27 @@ def build_instance(
     items = {}
     for attribute, (templates, with_value) in plans.items():
         rule = rule_for(domain.name, attribute)
+        labels = {
+            t.text: {e: extract_label(outputs[attribute][t.text][e]) for e in with_value}
+            for t in templates
+        }
+        degenerate = sum(is_degenerate_label(x) for row in labels.values() for x in row.values())
         correct = {
             t.text: {
-                e: judge(
-                    extract_label(outputs[attribute][t.text][e]), domain.value(e, attribute), rule
-                )
+                e: not is_degenerate_label(labels[t.text][e])
+                and judge(labels[t.text][e], domain.value(e, attribute), rule)
                 for e in with_value
             }
             for t in templates
         }
+        if degenerate:
+            logger.warning(
+                "%s/%s: %d of %d outputs have a degenerate label (refused)",
+                domain.name,
+                attribute,
+                degenerate,
+                len(templates) * len(with_value),
+            )
         kept_templates, kept_entities = filter_attribute(templates, with_value, correct, config)
         items[attribute] = AttributeInstance(
             attribute=attribute,
@@ -473,6 +553,7 @@ def build_instance(
             correct=correct,
             kept_templates=kept_templates,
             kept_entities=kept_entities,
+            degenerate_labels=degenerate,
         )
     return RavelInstance(
         model_name=model_name,
@@ -485,12 +566,14 @@ def build_instance(
 
 
 def instance_cache_key(model_name: str, domain: RavelDomain, config: InstanceConfig) -> str:
-    """sha256 of model name + data checksum + config (+ the instance format version)."""
+    """sha256 of model name + data checksum + config (+ the instance format and decoder
+    versions)."""
     payload = {
         "model": model_name,
         "data": domain.checksum,
         "config": config.to_dict(),
         "format": INSTANCE_FORMAT_VERSION,
+        "decoder": DECODER_VERSION,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 

@@ -214,6 +214,12 @@ def extract_label(output: str) -> str:
     return label.rstrip()
 
 
+def is_degenerate_label(label: str) -> bool:
+    """Whether an extracted label carries no answer: empty after normalisation (e.g. ``""``,
+    ``" --"``, ``" ..."``). Such labels are refused when instances and pairs are built."""
+    return not normalise(label, ())
+
+
 def labels_agree(first: str, second: str) -> bool:
     """Whether two extracted labels say the same thing (normalised equality)."""
     return normalise(first, ()) == normalise(second, ())

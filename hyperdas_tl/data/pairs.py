@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from hyperdas_tl.data.concepts import concept_text
 from hyperdas_tl.data.examples import InterventionExample
 from hyperdas_tl.data.instance import RavelInstance
-from hyperdas_tl.data.judging import labels_agree
+from hyperdas_tl.data.judging import is_degenerate_label, labels_agree
 from hyperdas_tl.data.ravel import PLACEHOLDER, RavelDomain, Split
 
 PAIR_SPLITS: dict[str, tuple[Split, Split]] = {
@@ -170,7 +170,7 @@ def sample_examples(
             base_entity, source_entity = rng.sample(entities, 2)
             base_label = instance.label(queried, template.text, base_entity)
             counterfactual = instance.label(queried, template.text, source_entity)
-            if not base_label.strip() or not counterfactual.strip():
+            if is_degenerate_label(base_label) or is_degenerate_label(counterfactual):
                 continue
             if labels_agree(base_label, counterfactual):
                 continue

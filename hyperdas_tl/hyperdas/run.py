@@ -19,6 +19,7 @@ from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.hyperdas.train import TrainResult, train_hyperdas
 from hyperdas_tl.metrics import EvalConfig, EvalResult, evaluate, results_to_markdown
 from hyperdas_tl.models import load_model
+from hyperdas_tl.provenance import make_reproducible, run_provenance
 
 logger = logging.getLogger(__name__)
 
@@ -126,11 +127,15 @@ def train_and_evaluate(
     resume: bool = False,
     progress: bool = True,
     target: Any = None,
+    threads: int | None = None,
 ) -> RunResult:
     """Build the data, train HyperDAS, score all read-outs on the test splits, save everything.
 
-    ``target`` may pass an already-loaded model (it must be ``model_name``'s).
+    ``target`` may pass an already-loaded model (it must be ``model_name``'s). Seeds, the thread
+    count (``threads``; None keeps torch's) and deterministic algorithms are fixed first
+    (:func:`hyperdas_tl.provenance.make_reproducible`) and recorded in ``results.json``.
     """
+    threads = make_reproducible(profile.hyperdas.seed, threads)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     target = target if target is not None else load_model(model_name, device=device)
@@ -165,6 +170,7 @@ def train_and_evaluate(
                 "examples": data.counts(),
                 "seconds": seconds,
                 "final_validation": None if train.validation is None else vars(train.validation),
+                "provenance": run_provenance(seed=model.config.seed, threads=threads),
             },
         )
     return RunResult(model, data, train, results, seconds, out)
@@ -193,6 +199,11 @@ def evaluate_checkpoint(
         write_results(
             Path(out_dir),
             results,
-            {"model": config.target_model, "hyperdas": config.to_dict(), "seconds": seconds},
+            {
+                "model": config.target_model,
+                "hyperdas": config.to_dict(),
+                "seconds": seconds,
+                "provenance": run_provenance(seed=config.seed),
+            },
         )
     return RunResult(model, data, None, results, seconds, Path(out_dir) if out_dir else None)

@@ -1,7 +1,10 @@
 import pytest
 from tiny_ravel import fake_generator
 
+import hyperdas_tl.data.instance as instance_module
 from hyperdas_tl.data.instance import (
+    DECODER_VERSION,
+    DecodingMismatchError,
     InstanceConfig,
     RavelInstance,
     build_instance,
@@ -160,3 +163,48 @@ def test_hf_cached_matches_greedy_generate_on_smollm2(smollm2):
     fast = model_generate_fn(model, batch_size=4, backend="hf_cached")(prompts, 4)
     assert fast == slow
     assert slow[0].strip().startswith("France")
+
+
+def test_degenerate_labels_are_refused_and_counted(tiny_domain):
+    honest = fake_generator(tiny_domain)
+
+    def punctuation_for_paris(prompts: list[str], max_new_tokens: int) -> list[str]:
+        answers = honest(prompts, 1)
+        return [" --" if "Paris" in p else a for p, a in zip(prompts, answers, strict=True)]
+
+    instance = build_instance(
+        None, tiny_domain, InstanceConfig(), model_name="fake", generate=punctuation_for_paris
+    )
+    country = instance.attribute("Country")
+    n_templates = len(country.templates)
+    assert country.degenerate_labels == n_templates  # one per template: Paris's answers
+    assert not any(country.correct[t.text]["Paris"] for t in country.templates)
+    assert "Paris" not in country.kept_entities
+    again = RavelInstance.from_dict(instance.to_dict(), tiny_domain)
+    assert again.attribute("Country").degenerate_labels == n_templates
+
+
+def test_cache_key_includes_the_decoder_version(tiny_domain, monkeypatch):
+    before = instance_cache_path("m", tiny_domain, InstanceConfig())
+    monkeypatch.setattr(instance_module, "DECODER_VERSION", DECODER_VERSION + 1)
+    assert instance_cache_path("m", tiny_domain, InstanceConfig()) != before
+
+
+def test_a_broken_cached_decoder_stops_the_build(tiny_model, tiny_domain, monkeypatch):
+    """A KV cache that corrupts every token after the first (transformers 5.24 on the bridge):
+    the build stops on the first batch with a message instead of storing corrupted labels."""
+    real = instance_module.hf_cached_generate
+    dash = tiny_model.tokenizer.convert_tokens_to_ids("-")
+
+    def broken(hf_model, tokenizer, prompts, max_new_tokens, device):
+        tokens = real(hf_model, tokenizer, prompts, max_new_tokens, device).clone()
+        tokens[:, 1:] = dash
+        return tokens
+
+    monkeypatch.setattr(instance_module, "hf_cached_generate", broken)
+    config = InstanceConfig(max_entities=4, max_templates_per_attribute=2, generation="hf_cached")
+    with pytest.raises(DecodingMismatchError, match="disagrees with uncached greedy decoding"):
+        build_instance(tiny_model, tiny_domain, config, model_name="tiny-llama")
+    monkeypatch.setattr(instance_module, "hf_cached_generate", real)
+    built = build_instance(tiny_model, tiny_domain, config, model_name="tiny-llama")
+    assert built.attribute("Country").entities
