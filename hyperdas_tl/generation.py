@@ -15,6 +15,8 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from hyperdas_tl.precision import autocast_like
+
 FwdHooks = Sequence[tuple[str, Callable[..., Tensor]]]
 
 
@@ -72,7 +74,8 @@ def greedy_generate(
     rows = torch.arange(batch, device=input_ids.device)
     generated = []
     for step in range(max_new_tokens):
-        logits = model.run_with_hooks(ids, fwd_hooks=list(fwd_hooks), attention_mask=mask)
+        with autocast_like(model):
+            logits = model.run_with_hooks(ids, fwd_hooks=list(fwd_hooks), attention_mask=mask)
         next_tokens = logits[rows, lengths + step - 1].argmax(dim=-1)
         ids[rows, lengths + step] = next_tokens
         mask[rows, lengths + step] = 1

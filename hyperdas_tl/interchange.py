@@ -42,7 +42,8 @@ def check_basis(basis: Tensor, d_model: int, *, atol: float = ORTHONORMAL_ATOL) 
         raise ValueError(f"basis has k={k} columns, more than d_model={d_model}")
     if k == 0:
         return
-    with torch.no_grad():
+    # float32 even under a bf16 autocast (a bf16 Gram matrix is off by ~1e-2)
+    with torch.no_grad(), torch.autocast(device_type=basis.device.type, enabled=False):
         gram = basis.detach().float().transpose(-1, -2) @ basis.detach().float()
         error = (gram - torch.eye(k, device=basis.device)).abs().max().item()
     if not error <= atol:  # also catches NaN

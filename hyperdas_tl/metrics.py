@@ -41,6 +41,7 @@ from hyperdas_tl.data.judging import normalise
 from hyperdas_tl.generation import greedy_generate
 from hyperdas_tl.hooks import HookFn, capture_resid_pre, resid_pre_name, soft_interchange_hook_for
 from hyperdas_tl.interchange import check_basis, one_hot_selection
+from hyperdas_tl.precision import autocast_like
 
 JudgeMode = Literal["teacher_forced", "generation"]
 JUDGE_MODES: tuple[JudgeMode, ...] = ("teacher_forced", "generation")
@@ -185,9 +186,10 @@ def judge_teacher_forced(
 ) -> Bool[Tensor, " batch"]:
     """Judge each row of ``batch`` under ``intervention`` by teacher forcing."""
     hooks = intervention(batch, batch.base_ids.shape[1])
-    logits = model.run_with_hooks(
-        batch.base_ids, fwd_hooks=hooks, attention_mask=batch.base_attention_mask
-    )
+    with autocast_like(model):
+        logits = model.run_with_hooks(
+            batch.base_ids, fwd_hooks=hooks, attention_mask=batch.base_attention_mask
+        )
     return teacher_forced_correct(logits, batch.labels.to(logits.device), max_label_tokens)
 
 

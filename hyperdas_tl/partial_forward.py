@@ -33,6 +33,7 @@ from torch import Tensor
 from transformers.masking_utils import create_causal_mask
 
 from hyperdas_tl.hooks import n_layers_of, resid_pre_name
+from hyperdas_tl.precision import autocast_like
 
 
 @dataclass
@@ -150,7 +151,7 @@ def resid_stream_states(
     names = {layer: resid_pre_name(model, layer) for layer in layers}
     store: dict[int, Tensor] = {}
     hooks = [(names[layer], partial(_store, store=store, layer=layer)) for layer in set(layers)]
-    with model.hooks(fwd_hooks=hooks):  # type: ignore[attr-defined]
+    with model.hooks(fwd_hooks=hooks), autocast_like(model):  # type: ignore[attr-defined]
         hidden = model.embed(ids)  # type: ignore[attr-defined]
         final = _run_blocks(model, hidden, 0, attention_mask)
     return ResidStreamStates(
@@ -179,5 +180,6 @@ def run_from_layer(
     if resid.shape[-1] != d_model:
         raise ValueError(f"resid has d_model={resid.shape[-1]} but the model has {d_model}")
     _check_ids_and_mask(resid, attention_mask, "residual stream")
-    hidden = _run_blocks(model, resid, start_layer, attention_mask)
-    return model.unembed(hidden)  # type: ignore[attr-defined]
+    with autocast_like(model):  # a bf16 target: float32 hooks/inputs meet it in bf16
+        hidden = _run_blocks(model, resid, start_layer, attention_mask)
+        return model.unembed(hidden)  # type: ignore[attr-defined]

@@ -46,6 +46,7 @@ from hyperdas_tl.data.judging import extract_label, is_degenerate_label, judge, 
 from hyperdas_tl.data.ravel import PLACEHOLDER, SPLITS, RavelDomain, Split, Template
 from hyperdas_tl.generation import greedy_generate
 from hyperdas_tl.models import plain_hf_model
+from hyperdas_tl.precision import model_dtype, precision_name
 
 logger = logging.getLogger(__name__)
 
@@ -565,11 +566,14 @@ def build_instance(
     )
 
 
-def instance_cache_key(model_name: str, domain: RavelDomain, config: InstanceConfig) -> str:
-    """sha256 of model name + data checksum + config (+ the instance format and decoder
-    versions)."""
+def instance_cache_key(
+    model_name: str, domain: RavelDomain, config: InstanceConfig, dtype: str = "float32"
+) -> str:
+    """sha256 of model name + its weights' dtype + data checksum + config (+ the instance
+    format and decoder versions)."""
     payload = {
         "model": model_name,
+        "dtype": dtype,
         "data": domain.checksum,
         "config": config.to_dict(),
         "format": INSTANCE_FORMAT_VERSION,
@@ -578,9 +582,11 @@ def instance_cache_key(model_name: str, domain: RavelDomain, config: InstanceCon
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def instance_cache_path(model_name: str, domain: RavelDomain, config: InstanceConfig) -> Path:
+def instance_cache_path(
+    model_name: str, domain: RavelDomain, config: InstanceConfig, dtype: str = "float32"
+) -> Path:
     safe_model = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model_name)
-    key = instance_cache_key(model_name, domain, config)[:16]
+    key = instance_cache_key(model_name, domain, config, dtype)[:16]
     return cache_dir("instances") / f"{safe_model}-{domain.source}-{domain.name}-{key}.json"
 
 
@@ -595,7 +601,8 @@ def load_or_build_instance(
 ) -> RavelInstance:
     """:func:`build_instance`, reusing the on-disk copy keyed by model, data and config."""
     config = config or InstanceConfig()
-    path = instance_cache_path(model_name, domain, config)
+    dtype = "float32" if model is None else precision_name(model_dtype(model))
+    path = instance_cache_path(model_name, domain, config, dtype)
     if use_cache and path.is_file():
         logger.info("Reusing cached instance %s", path)
         return RavelInstance.load(path, domain)

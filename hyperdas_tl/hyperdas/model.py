@@ -27,6 +27,7 @@ from hyperdas_tl.hyperdas.loss import IGNORE_INDEX, HyperDASLoss, hyperdas_loss
 from hyperdas_tl.hyperdas.selection import PositionSelection, read_out
 from hyperdas_tl.hyperdas.subspace import HouseholderSubspace
 from hyperdas_tl.partial_forward import ResidStreamStates, resid_stream_states, run_from_layer
+from hyperdas_tl.precision import autocast_like
 
 
 @dataclass
@@ -99,7 +100,8 @@ class HyperDAS(nn.Module):
                 config.selection_temperature,
             )
             self.subspace = HouseholderSubspace(d_model, config.k)  # type: ignore[arg-type]
-        self.to(device)
+        # float32 master weights whatever the target's dtype (a bf16 target runs under autocast)
+        self.to(device=device, dtype=torch.float32)
 
     @property
     def target(self) -> nn.Module:
@@ -156,15 +158,22 @@ class HyperDAS(nn.Module):
         selection = read_out(
             soft, selection_mode, base_mask, source_mask, self.config.one_to_one_floor
         )
-        return InterventionWeights(encoding, soft, selection, self.subspace(encoding))
+        # R(e) in float32 even under autocast: its columns must stay orthonormal to 1e-3
+        with torch.autocast(device_type=encoding.device.type, enabled=False):
+            basis = self.subspace(encoding.float())
+        return InterventionWeights(encoding, soft, selection, basis)
 
     @torch.no_grad()
     def target_states(self, batch: InterventionBatch) -> TargetStates:
-        """Step 1: the frozen target's states for base and source (one no-grad pass each)."""
-        return TargetStates(
-            base=resid_stream_states(self.target, batch.base_ids, batch.base_attention_mask),
-            source=resid_stream_states(self.target, batch.source_ids, batch.source_attention_mask),
-        )
+        """Step 1: the frozen target's states for base and source (one no-grad pass each, in the
+        target's dtype: bf16 states for a bf16 target)."""
+        with autocast_like(self.target):
+            return TargetStates(
+                base=resid_stream_states(self.target, batch.base_ids, batch.base_attention_mask),
+                source=resid_stream_states(
+                    self.target, batch.source_ids, batch.source_attention_mask
+                ),
+            )
 
     def forward(
         self,
@@ -188,6 +197,16 @@ class HyperDAS(nn.Module):
             )
         check_batch(batch, self.target)
         states = states if states is not None else self.target_states(batch)
+        with autocast_like(self.target):
+            return self._intervene(batch, states, selection_mode, sparsity_weight)
+
+    def _intervene(
+        self,
+        batch: InterventionBatch,
+        states: TargetStates,
+        selection_mode: SelectionMode,
+        sparsity_weight: float,
+    ) -> HyperDASOutput:
         layer = self.layer
         base_l, source_l = states.base.at(layer), states.source.at(layer)
         weights = self.intervention_weights(batch, states, selection_mode)

@@ -18,7 +18,8 @@ from hyperdas_tl.hyperdas.intervention import hyperdas_intervention
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.hyperdas.train import TrainResult, train_hyperdas
 from hyperdas_tl.metrics import EvalConfig, EvalResult, evaluate, results_to_markdown
-from hyperdas_tl.models import load_model
+from hyperdas_tl.models import default_device, load_model
+from hyperdas_tl.precision import Precision, model_dtype, precision_name, resolve_precision
 from hyperdas_tl.provenance import make_reproducible, run_provenance
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,10 @@ class Profile:
     eval_modes: tuple[str, ...] = ("teacher_forced", "generation")
     max_new_tokens: int = 6
     """Generation judging: tokens generated per prompt (the label must fit)."""
+    precision: Precision = "auto"
+    """Dtype of the frozen target (:mod:`hyperdas_tl.precision`): ``"auto"`` = bfloat16 where
+    the hardware has native bf16 (AMX / AVX512-BF16 CPUs, bf16 GPUs), else float32; what is
+    trained keeps float32 master weights either way."""
 
     def eval_config(self, progress: bool = True) -> EvalConfig:
         return EvalConfig(
@@ -138,7 +143,9 @@ def train_and_evaluate(
     threads = make_reproducible(profile.hyperdas.seed, threads)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    target = target if target is not None else load_model(model_name, device=device)
+    if target is None:
+        dtype = resolve_precision(profile.precision, device or default_device())
+        target = load_model(model_name, device=device, dtype=dtype)
     data = build_experiment_data(target, profile.data, model_name=model_name)
     seconds["data"] = time.perf_counter() - start
     logger.info("examples per split: %s", data.counts())
@@ -170,7 +177,11 @@ def train_and_evaluate(
                 "examples": data.counts(),
                 "seconds": seconds,
                 "final_validation": None if train.validation is None else vars(train.validation),
-                "provenance": run_provenance(seed=model.config.seed, threads=threads),
+                "provenance": run_provenance(
+                    seed=model.config.seed,
+                    threads=threads,
+                    dtype=precision_name(model_dtype(target)),
+                ),
             },
         )
     return RunResult(model, data, train, results, seconds, out)
@@ -183,10 +194,12 @@ def evaluate_checkpoint(
     device: str | None = None,
     eval_modes: tuple[str, ...] = ("teacher_forced", "generation"),
     progress: bool = True,
+    precision: Precision = "auto",
 ) -> RunResult:
     """Re-build the checkpoint's data (recorded in its config) and score it again."""
     config, _ = read_checkpoint_config(checkpoint_dir)
-    target = load_model(config.target_model, device=device)
+    dtype = resolve_precision(precision, device or default_device())
+    target = load_model(config.target_model, device=device, dtype=dtype)
     model = load_hyperdas(checkpoint_dir, target)
     data = build_experiment_data(
         target, DataConfig.from_dict(config.data), model_name=config.target_model
@@ -203,7 +216,7 @@ def evaluate_checkpoint(
                 "model": config.target_model,
                 "hyperdas": config.to_dict(),
                 "seconds": seconds,
-                "provenance": run_provenance(seed=config.seed),
+                "provenance": run_provenance(seed=config.seed, dtype=precision_name(dtype)),
             },
         )
     return RunResult(model, data, None, results, seconds, Path(out_dir) if out_dir else None)

@@ -130,8 +130,9 @@ class PositionSelection(nn.Module):
         pair_scores = pair_scores.masked_fill(
             ~source_mask[:, :, None], torch.finfo(pair_scores.dtype).min
         )
+        # float32 weights even beside bf16 states: columns must sum to 1 within 1e-3
         weights = torch.softmax(torch.cat([pair_scores, null_scores], dim=1).float(), dim=1)
-        return keep_masked_base(weights.to(base.dtype), base_mask)
+        return keep_masked_base(weights, base_mask)
 
 
 def null_selection(batch: int, src_pos: int, base_pos: int, like: Tensor) -> Tensor:

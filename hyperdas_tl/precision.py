@@ -1,0 +1,79 @@
+"""Which floating-point precision the frozen target runs in, and the autocast around it.
+
+The frozen target (base, source and intervened passes, the state cache, the instance builder)
+can hold its weights in bfloat16; what is trained (hypernetwork, selection, R0, DAS bases)
+always keeps float32 master weights and runs under ``torch.autocast(bfloat16)`` beside a bf16
+target (:func:`autocast_like`). ``"auto"`` picks bfloat16 only where the hardware does bf16
+matrix work natively (a CUDA device with bf16 support, or a CPU reporting ``amx_bf16`` or
+``avx512_bf16``) and says so in the log; elsewhere float32. On this project's CPUs (AMX) a
+no-grad SmolLM2 forward is 3.3x faster with bf16 weights; the equivalence of the two
+precisions is measured in ``analyses/results/precision_smollm2.md``.
+"""
+
+import contextlib
+import logging
+from typing import Literal
+
+import torch
+
+from hyperdas_tl.provenance import cpu_flags
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["auto", "float32", "bfloat16"]
+PRECISIONS: tuple[Precision, ...] = ("auto", "float32", "bfloat16")
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` does bfloat16 matrix work natively."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        return any(flag in cpu_flags() for flag in ("amx_bf16", "avx512_bf16"))
+    return False
+
+
+def resolve_precision(precision: Precision, device: torch.device | str) -> torch.dtype:
+    """The target dtype for ``precision`` on ``device`` (``"auto"``: bf16 where native)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "auto":
+        if precision == "bfloat16" and not native_bf16(device):
+            logger.warning(
+                "bfloat16 requested on %s, which has no native bf16 support: it will be slow",
+                device,
+            )
+        return _DTYPES[precision]
+    if native_bf16(device):
+        logger.info("precision auto: bfloat16 target (%s has native bf16)", device)
+        return torch.bfloat16
+    logger.info("precision auto: float32 target (%s has no native bf16)", device)
+    return torch.float32
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    """``"float32"`` / ``"bfloat16"`` for a dtype (as recorded in results)."""
+    for name, value in _DTYPES.items():
+        if value == dtype:
+            return name
+    return str(dtype).removeprefix("torch.")
+
+
+def model_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype of a model's (first floating) parameters."""
+    for parameter in model.parameters():
+        if parameter.is_floating_point():
+            return parameter.dtype
+    return torch.float32
+
+
+def autocast_like(model: torch.nn.Module) -> contextlib.AbstractContextManager:
+    """``torch.autocast(bfloat16)`` on the model's device when its weights are bf16, else a
+    no-op: float32 trainable parts and hooks then meet the bf16 target in bf16 matmuls."""
+    dtype = model_dtype(model)
+    if dtype != torch.bfloat16:
+        return contextlib.nullcontext()
+    device = next(model.parameters()).device
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
