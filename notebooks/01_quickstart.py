@@ -10,17 +10,19 @@
 # # 1 · Quick start: an interchange at `blocks.L.hook_resid_pre`
 #
 # Load the offline default model (SmolLM2-135M-Instruct, a real Llama-architecture model) as a
-# TransformerLens bridge, take a base/source prompt pair, and patch the source's residual stream into
-# the base at the entity token with a hook imported from `hyperdas_tl`. Every section ends with
-# assertions on what it showed.
+# TransformerLens bridge, take a base/source prompt pair, and patch the source's residual stream
+# into the base at the entity token with a hook imported from `hyperdas_tl`. Every section ends
+# with assertions on what it showed.
 
-# %%
+# %% tags=["parameters"]
 # Parameters (papermill-style): HYPERDAS_TL_PROFILE=small (CI) or full
 import os
 
 PROFILE = os.environ.get("HYPERDAS_TL_PROFILE", "small")
 LAYER = 4
-SUBSPACE_DIMS = [0, 8, 64, 256, 576] if PROFILE == "small" else [0, 4, 8, 16, 32, 64, 128, 256, 384, 512, 576]
+SUBSPACE_DIMS = (
+    [0, 8, 64, 256, 576] if PROFILE == "small" else [0, 4, 8, 16, 32, 64, 128, 256, 384, 512, 576]
+)
 
 # %%
 import torch
@@ -53,8 +55,10 @@ source_pos = entity_token_positions(tokenizer, source_prompt, source_entity)[-1]
 print([tokenizer.decode(t) for t in base[0]], "entity at", base_pos)
 print([tokenizer.decode(t) for t in source[0]], "entity at", source_pos)
 
+
 def top(logits):
     return tokenizer.decode(int(logits[0, -1].argmax()))
+
 
 with torch.no_grad():
     base_answer, source_answer = top(model(base)), top(model(source))
@@ -65,11 +69,14 @@ assert (base_answer, source_answer) == (" France", " Japan")
 # %% [markdown]
 # ## Patch the whole residual stream at the entity token
 #
-# `soft_interchange_hook_for` returns a `(hook name, hook fn)` pair for `run_with_hooks`; the hook is removed after the call.
+# `soft_interchange_hook_for` returns a `(hook name, hook fn)` pair for `run_with_hooks`; the hook
+# is removed after the call.
 
 # %%
 source_resid = capture_resid_pre(model, source, [LAYER])[LAYER]
-selection = one_hot_selection(torch.tensor([source_pos]), torch.tensor([base_pos]), source.shape[1], base.shape[1])
+selection = one_hot_selection(
+    torch.tensor([source_pos]), torch.tensor([base_pos]), source.shape[1], base.shape[1]
+)
 full_basis = torch.eye(model.cfg.d_model)
 name, hook_fn = soft_interchange_hook_for(model, LAYER, source_resid, selection, full_basis)
 with torch.no_grad():
@@ -83,13 +90,16 @@ assert all(not hp.fwd_hooks for hp in model.hook_dict.values())  # scoped: nothi
 # %% [markdown]
 # ## How much of the residual must move?
 #
-# Random k-dimensional subspaces at the same position: DAS and HyperDAS exist to find a *small* subspace that carries the country; a random one of the same size does not.
+# Random k-dimensional subspaces at the same position: DAS and HyperDAS exist to find a *small*
+# subspace that carries the country; a random one of the same size does not.
 
 # %%
 generator = torch.Generator().manual_seed(0)
 p_japan = {}
 for k in SUBSPACE_DIMS:
-    basis = torch.linalg.qr(torch.randn(model.cfg.d_model, model.cfg.d_model, generator=generator)).Q[:, :k]
+    basis = torch.linalg.qr(
+        torch.randn(model.cfg.d_model, model.cfg.d_model, generator=generator)
+    ).Q[:, :k]
     hook = soft_interchange_hook_for(model, LAYER, source_resid, selection, basis)
     with torch.no_grad():
         p_japan[k] = float(model.run_with_hooks(base, fwd_hooks=[hook])[0, -1].softmax(-1)[japan])

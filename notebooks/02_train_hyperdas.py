@@ -17,13 +17,12 @@
 # is the `small` run profile of `hyperdas_tl.hyperdas.run` (400 steps, generation judging too, real
 # RAVEL when `HYPERDAS_TL_RAVEL` is set).
 
-# %%
+# %% tags=["parameters"]
 # Parameters (papermill-style): HYPERDAS_TL_PROFILE=small (CI) or full
 import os
 
 PROFILE = os.environ.get("HYPERDAS_TL_PROFILE", "small")
 N_SHOW = 3  # examples whose selection is shown
-
 
 # %%
 from dataclasses import replace
@@ -62,8 +61,17 @@ data = build_experiment_data(model, profile.data, model_name=MODEL_NAME)
 for split, counts in data.counts().items():
     print(f"{split:13s}", counts)
 example = data.examples["test_entity"][0]
-print(example.kind, "|", example.concept, "|", repr(example.base_prompt), "<-",
-      repr(example.source_prompt), "| label", repr(example.label))
+print(
+    example.kind,
+    "|",
+    example.concept,
+    "|",
+    repr(example.base_prompt),
+    "<-",
+    repr(example.source_prompt),
+    "| label",
+    repr(example.label),
+)
 assert {"train", "val_entity", "test_entity"} <= set(data.batches)
 assert set(profile.data.attributes) == {e.target_attribute for e in data.examples["train"]}
 assert {e.kind for e in data.examples["test_entity"]} == {"cause", "isolate"}
@@ -76,22 +84,32 @@ assert {e.kind for e in data.examples["test_entity"]} == {"cause", "isolate"}
 # of the run.
 
 # %%
-config = replace(profile.hyperdas, target_model=MODEL_NAME,
-                 data=profile.data.to_dict())
+config = replace(profile.hyperdas, target_model=MODEL_NAME, data=profile.data.to_dict())
 hyperdas = HyperDAS(model, config)
-train = train_hyperdas(hyperdas, data.batches["train"], hyperdas.config,
-                       val_batches=data.batches["val_entity"], progress=False)
+train = train_hyperdas(
+    hyperdas,
+    data.batches["train"],
+    hyperdas.config,
+    val_batches=data.batches["val_entity"],
+    progress=False,
+)
 checkpoint = save_checkpoint(notebook_dir(PROFILE) / "checkpoint", hyperdas.eval())
 losses = [record["loss"] for record in train.history]
 fifth = max(1, len(losses) // 5)
 first, last = sum(losses[:fifth]) / fifth, sum(losses[-fifth:]) / fifth
-print(f"{train.steps} steps: loss {first:.3f} (first fifth) -> {last:.3f} (last fifth); "
-      f"validation {train.validation}; saved to {checkpoint}")
+print(
+    f"{train.steps} steps: loss {first:.3f} (first fifth) -> {last:.3f} (last fifth); "
+    f"validation {train.validation}; saved to {checkpoint}"
+)
 plt.figure(figsize=(6, 2.5))
 plt.plot(range(1, len(losses) + 1), losses, label="loss")
 running = [record["running_loss"] for record in train.history]
 plt.plot(range(1, len(losses) + 1), running, label="running")
-plt.xlabel("step"); plt.ylabel("loss"); plt.legend(); plt.tight_layout(); plt.show()
+plt.xlabel("step")
+plt.ylabel("loss")
+plt.legend()
+plt.tight_layout()
+plt.show()
 assert train.steps == profile.hyperdas.n_steps == len(losses)
 assert all(torch.isfinite(torch.tensor(losses)))
 assert last < first, "training loss did not decrease"
@@ -105,8 +123,9 @@ assert (checkpoint / "weights.safetensors").is_file()
 
 # %%
 splits = ("test_entity",) if PROFILE == "small" else TEST_SPLITS
-results = evaluate_hyperdas(hyperdas, data, splits=splits,
-                             eval_config=profile.eval_config(progress=False))
+results = evaluate_hyperdas(
+    hyperdas, data, splits=splits, eval_config=profile.eval_config(progress=False)
+)
 display(Markdown(results_to_markdown(results)))
 assert {r.method for r in results} == {f"HyperDAS ({m})" for m in SELECTION_MODES}
 for result in results:
@@ -129,8 +148,10 @@ views = []
 for row in range(min(N_SHOW, len(batch))):
     shown = example_selection(hyperdas, batch, row)
     e = shown.example
-    title = (f"{e.kind} / {e.target_attribute}: {e.base_prompt!r} <- {e.source_prompt!r} "
-             f"(label {e.label!r})")
+    title = (
+        f"{e.kind} / {e.target_attribute}: {e.base_prompt!r} <- {e.source_prompt!r} "
+        f"(label {e.label!r})"
+    )
     tokens = (shown.source_tokens, shown.base_tokens)
     view = selection_pattern_html(shown.read_outs, *tokens, title=title)
     view = view + selection_tokens_html(shown.read_outs["soft"], *tokens, name="soft")

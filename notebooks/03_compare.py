@@ -21,7 +21,7 @@
 #
 # DAS, MDAS and probes are trained per attribute; HyperDAS is one model for both concepts.
 
-# %%
+# %% tags=["parameters"]
 # Parameters (papermill-style): HYPERDAS_TL_PROFILE=small (CI) or full
 import os
 
@@ -35,7 +35,6 @@ FIGURES = Path("../analyses/figures") if PROFILE == "full" else Path(tempfile.mk
 
 DAS_STEPS = 15 if PROFILE == "small" else None  # None: DASConfig's epochs
 PROBE_LAYERS = tuple(range(0, 30, 3)) if PROFILE == "small" else None  # None: every layer
-
 
 # %%
 import matplotlib.pyplot as plt
@@ -56,8 +55,10 @@ LAYER, K = hyperdas.layer, hyperdas.config.k
 ATTRIBUTES = profile.data.attributes
 eval_config = profile.eval_config(progress=False)
 test = data.batches["test_entity"]
-print(f"HyperDAS {'loaded from' if run.loaded else 'trained and saved to'} {run.checkpoint}; "
-      f"layer {LAYER}, k {K}; {sum(len(b) for b in test)} test examples")
+print(
+    f"HyperDAS {'loaded from' if run.loaded else 'trained and saved to'} {run.checkpoint}; "
+    f"layer {LAYER}, k {K}; {sum(len(b) for b in test)} test examples"
+)
 assert run.hyperdas.layer == profile.hyperdas.layer
 
 # %% [markdown]
@@ -69,18 +70,24 @@ assert run.hyperdas.layer == profile.hyperdas.layer
 # %%
 probe_batches = data.batches["train"] + test
 sweeps = {
-    attribute: train_probes(model, probe_batches, attribute,
-                            ProbeConfig(layers=PROBE_LAYERS, show_progress=False))
+    attribute: train_probes(
+        model, probe_batches, attribute, ProbeConfig(layers=PROBE_LAYERS, show_progress=False)
+    )
     for attribute in ATTRIBUTES
 }
 fig, ax = plt.subplots(figsize=(6, 3))
 for attribute, sweep in sweeps.items():
     layers = [s.layer for s in sweep.scores]
     ax.plot(layers, [s.test_accuracy for s in sweep.scores], marker="o", label=attribute)
-    print(f"{attribute}: best layer {sweep.best_layer}, {sweep.scores[0].n_classes} classes, "
-          f"{sweep.scores[0].n_train} train / {sweep.scores[0].n_test} test samples")
+    print(
+        f"{attribute}: best layer {sweep.best_layer}, {sweep.scores[0].n_classes} classes, "
+        f"{sweep.scores[0].n_train} train / {sweep.scores[0].n_test} test samples"
+    )
 ax.axvline(LAYER, color="grey", linestyle="--", label=f"intervention layer {LAYER}")
-ax.set_xlabel("layer"); ax.set_ylabel("probe test accuracy"); ax.set_ylim(0, 1.05); ax.legend()
+ax.set_xlabel("layer")
+ax.set_ylabel("probe test accuracy")
+ax.set_ylim(0, 1.05)
+ax.legend()
 fig.tight_layout()
 probe_png = FIGURES / "probe_accuracy_per_layer.png"
 fig.savefig(probe_png, dpi=120)
@@ -103,25 +110,41 @@ for attribute in ATTRIBUTES:
     train_rows = attribute_batches(data.batches["train"], attribute)
     test_rows = attribute_batches(test, attribute)
     for objective in ("das", "mdas"):
-        config = DASConfig(layer=LAYER, k=K, objective=objective, max_steps=DAS_STEPS, lr=1e-2,
-                           show_progress=False)
+        config = DASConfig(
+            layer=LAYER, k=K, objective=objective, max_steps=DAS_STEPS, lr=1e-2, show_progress=False
+        )
         das = train_das(model, train_rows, config)
-        baselines.append(evaluate(model, test_rows, das.intervention.intervention(model),
-                                  method=objective.upper(), setting="test_entity",
-                                  config=eval_config, metadata={"layer": LAYER, "k": K}))
+        baselines.append(
+            evaluate(
+                model,
+                test_rows,
+                das.intervention.intervention(model),
+                method=objective.upper(),
+                setting="test_entity",
+                config=eval_config,
+                metadata={"layer": LAYER, "k": K},
+            )
+        )
         assert das.history.step_loss and all(torch.isfinite(torch.tensor(das.history.step_loss)))
     probe_layer = LAYER if LAYER in sweeps[attribute].probes else sweeps[attribute].best_layer
     probe = sweeps[attribute].probes[probe_layer]
     basis = probe.subspace(min(K, len(probe.classes) - 1))
     probe_intervention = entity_subspace_intervention(model, probe_layer, basis)
-    baselines.append(evaluate(model, test_rows, probe_intervention, method="probe subspace",
-                              setting="test_entity", config=eval_config,
-                              metadata={"layer": probe_layer, "k": basis.shape[1]}))
+    baselines.append(
+        evaluate(
+            model,
+            test_rows,
+            probe_intervention,
+            method="probe subspace",
+            setting="test_entity",
+            config=eval_config,
+            metadata={"layer": probe_layer, "k": basis.shape[1]},
+        )
+    )
 print(len(baselines), "baseline results")
 
 # %%
-hyper_results = evaluate_hyperdas(hyperdas, data, splits=("test_entity",),
-                                  eval_config=eval_config)
+hyper_results = evaluate_hyperdas(hyperdas, data, splits=("test_entity",), eval_config=eval_config)
 results = baselines + hyper_results
 display(Markdown(results_to_markdown(results)))
 rows = score_rows(results)
@@ -141,14 +164,16 @@ assert {row["method"] for row in rows} >= {"DAS", "MDAS", "probe subspace", "Hyp
 methods = list(dict.fromkeys(row["method"] for row in rows))
 metrics = ("cause", "isolate", "disentangle")
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), sharey=True)
-for ax, metric in zip(axes, metrics):
+for ax, metric in zip(axes, metrics, strict=True):
     for i, method in enumerate(methods):
-        values = [row[metric] for row in rows
-                  if row["method"] == method and row[metric] is not None]
+        values = [
+            row[metric] for row in rows if row["method"] == method and row[metric] is not None
+        ]
         ax.bar(i, sum(values) / len(values) if values else 0.0, color=f"C{i}")
         ax.scatter([i] * len(values), values, color="black", s=10, zorder=3)
     ax.set_xticks(range(len(methods)), methods, rotation=40, ha="right")
-    ax.set_title(metric.capitalize()); ax.set_ylim(0, 1.05)
+    ax.set_title(metric.capitalize())
+    ax.set_ylim(0, 1.05)
 fig.tight_layout()
 scores_png = FIGURES / "method_comparison.png"
 fig.savefig(scores_png, dpi=120)

@@ -15,7 +15,7 @@
 # assertions are loose enough for the CI profile (30 training steps); the full-profile numbers are
 # produced by `analyses/run_faithfulness.py`.
 
-# %%
+# %% tags=["parameters"]
 # Parameters (papermill-style): HYPERDAS_TL_PROFILE=small (CI) or full
 import os
 
@@ -30,7 +30,6 @@ FIGURES = Path("../analyses/figures") if PROFILE == "full" else Path(tempfile.mk
 SEED = 0
 N_VIEWS = 4  # examples shown with their selections
 TOLERANCE = 0.05  # slack on "control <= HyperDAS" comparisons (a handful of examples at small)
-
 
 # %%
 import matplotlib.pyplot as plt
@@ -71,8 +70,9 @@ for row in range(min(N_VIEWS, len(batch))):
     shown = example_selection(hyperdas, batch, row)
     e = shown.example
     tokens = (shown.source_tokens, shown.base_tokens)
-    view = selection_pattern_html(shown.read_outs, *tokens,
-                                  title=f"{e.kind} / {e.target_attribute}: label {e.label!r}")
+    view = selection_pattern_html(
+        shown.read_outs, *tokens, title=f"{e.kind} / {e.target_attribute}: label {e.label!r}"
+    )
     for mode, weights in shown.read_outs.items():
         view = view + selection_tokens_html(weights, *tokens, name=mode)
     views.append(view)
@@ -98,15 +98,16 @@ assert "unpkg" not in text and text.count('CircuitsVis.render("hyperdas-tl-') ==
 # %%
 same = ft.source_equals_base_control(hyperdas, test, states=states)
 for mode in same.unchanged:
-    print(f"{mode:12s} unchanged {same.unchanged[mode]:.3f}, own-state mass "
-          f"{same.own_state_mass[mode]:.3f}, max |Δ logit| {same.max_logit_change[mode]:.2f}")
+    print(
+        f"{mode:12s} unchanged {same.unchanged[mode]:.3f}, own-state mass "
+        f"{same.own_state_mass[mode]:.3f}, max |Δ logit| {same.max_logit_change[mode]:.2f}"
+    )
 for mode in same.unchanged:
     # exact: an example whose selection only keeps/aligns positions cannot change
     assert same.unexplained_changes[mode] == 0, f"{mode}: unexplained change"
     # and where the read-out is position-aligned overall, (almost) nothing changes
     if same.own_state_mass[mode] >= 0.95:
         assert same.unchanged[mode] >= 0.95, f"{mode}: source == base changed predictions"
-
 
 # %% [markdown]
 # ## Control 2 · a random subspace of the same rank
@@ -115,8 +116,9 @@ for mode in same.unchanged:
 # per example). If the learned subspace matters, Cause drops.
 
 # %%
-random_subspace = ft.random_subspace_control(hyperdas, test, SEED, states=states,
-                                             reference=reference["soft"])
+random_subspace = ft.random_subspace_control(
+    hyperdas, test, SEED, states=states, reference=reference["soft"]
+)
 print(random_subspace)
 assert random_subspace.orthonormality_error < 1e-4
 assert random_subspace.random_subspace.cause <= random_subspace.hyperdas.cause + TOLERANCE
@@ -132,10 +134,11 @@ assert random_subspace.random_subspace.cause <= random_subspace.hyperdas.cause +
 # constant answer's (`majority_label_rate`); a hypernetwork that injects labels would beat both.
 
 # %%
-zero = ft.zero_source_control(hyperdas, test, states=states,
-                              reference=reference["soft"])
-print(f"Cause: HyperDAS {zero.hyperdas.cause:.3f}, zero source {zero.zero_source.cause:.3f}, "
-      f"best constant answer {zero.majority_label_rate:.3f}; finite: {zero.finite}")
+zero = ft.zero_source_control(hyperdas, test, states=states, reference=reference["soft"])
+print(
+    f"Cause: HyperDAS {zero.hyperdas.cause:.3f}, zero source {zero.zero_source.cause:.3f}, "
+    f"best constant answer {zero.majority_label_rate:.3f}; finite: {zero.finite}"
+)
 assert zero.finite
 bar = max(zero.hyperdas.cause, zero.majority_label_rate)
 assert zero.zero_source.cause <= bar + TOLERANCE
@@ -164,12 +167,15 @@ assert nonsense.counterfactual_label_rate <= bar + TOLERANCE
 # random model to the most frequent answer is enough for some, so that is the bar again.
 
 # %%
-random_target = ft.random_target_control(hyperdas, data.batches["train"], test,
-                                         seed=SEED, reference=reference["soft"])
+random_target = ft.random_target_control(
+    hyperdas, data.batches["train"], test, seed=SEED, reference=reference["soft"]
+)
 rt = random_target
-print(f"Cause: real target {rt.real.cause:.3f}, random target {rt.random_target.cause:.3f} "
-      f"(without intervention {rt.random_target_clean.cause:.3f}), best constant answer "
-      f"{rt.majority_label_rate:.3f}; Isolate on the random target {rt.random_target.isolate:.3f}")
+print(
+    f"Cause: real target {rt.real.cause:.3f}, random target {rt.random_target.cause:.3f} "
+    f"(without intervention {rt.random_target_clean.cause:.3f}), best constant answer "
+    f"{rt.majority_label_rate:.3f}; Isolate on the random target {rt.random_target.isolate:.3f}"
+)
 assert len(rt.loss) == hyperdas.config.n_steps
 assert rt.random_target_clean.cause <= 0.05  # a random model knows no country
 assert rt.random_target.cause <= max(rt.real.cause, rt.majority_label_rate) + TOLERANCE
@@ -182,12 +188,16 @@ assert rt.random_target.cause <= max(rt.real.cause, rt.majority_label_rate) + TO
 
 # %%
 stats = ft.selection_statistics(hyperdas, test, states=states)
-print(f"entity tokens are {stats.base_entity_token_share:.2f} of base and "
-      f"{stats.source_entity_token_share:.2f} of source prompt tokens")
+print(
+    f"entity tokens are {stats.base_entity_token_share:.2f} of base and "
+    f"{stats.source_entity_token_share:.2f} of source prompt tokens"
+)
 for mode, read in stats.read_outs.items():
-    print(f"{mode:12s} base entity share {read.base_entity_share:.2f}, source entity share "
-          f"{read.source_entity_share:.2f}, "
-          f"{read.replaced_per_example:.2f} base positions replaced")
+    print(
+        f"{mode:12s} base entity share {read.base_entity_share:.2f}, source entity share "
+        f"{read.source_entity_share:.2f}, "
+        f"{read.replaced_per_example:.2f} base positions replaced"
+    )
     print("   top source tokens:", [(t, round(w, 2)) for t, w in read.top_source_tokens[:5]])
 for read in stats.read_outs.values():
     assert 0.0 <= read.base_entity_share <= 1.0 and 0.0 <= read.source_entity_share <= 1.0
@@ -205,8 +215,7 @@ gap = ft.soft_hard_gap(hyperdas, test, reference=reference)
 for mode, values in gap.gaps.items():
     print(f"soft - {mode}:", {k: None if v is None else round(v, 3) for k, v in values.items()})
 assert set(gap.gaps) == {"one_to_many", "one_to_one"}
-assert all(v is None or -1.0 <= v <= 1.0
-           for values in gap.gaps.values() for v in values.values())
+assert all(v is None or -1.0 <= v <= 1.0 for values in gap.gaps.values() for v in values.values())
 
 # %% [markdown]
 # ## Householder vectors by attribute
@@ -222,7 +231,9 @@ for i, attribute in enumerate(sorted(set(house.attributes))):
     ax.scatter(points[:, 0], points[:, 1], s=14, color=f"C{i}", label=attribute)
 ax.set_xlabel(f"PC1 ({house.explained_variance[0]:.0%})")
 ax.set_ylabel(f"PC2 ({house.explained_variance[1]:.0%})")
-ax.set_title("Householder vectors v(e)"); ax.legend(); fig.tight_layout()
+ax.set_title("Householder vectors v(e)")
+ax.legend()
+fig.tight_layout()
 pca_png = FIGURES / "householder_pca.png"
 fig.savefig(pca_png, dpi=120)
 plt.show()
