@@ -32,8 +32,8 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not smollm2 and not ravel" --ignore=notebooks
 
 lint: setup
-	$(PY) -m ruff check hyperdas_tl tests analyses
-	$(PY) -m ruff format --check hyperdas_tl tests analyses
+	$(PY) -m ruff check hyperdas_tl tests analyses notebooks
+	$(PY) -m ruff format --check hyperdas_tl tests analyses notebooks
 
 clean-cache:
 	rm -rf "$${HYPERDAS_TL_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/hyperdas_tl}"
