@@ -66,6 +66,8 @@ class TrainResult:
     """One record per step: loss parts, sparsity weight, learning rate, validation accuracy."""
     validation: Accuracy | None
     """Final accuracy on the validation slice (None without validation batches)."""
+    state_cache_bytes: int = 0
+    """Memory held by the frozen-state cache at the end (0 when it was not used)."""
 
 
 def build_optimizer(model: HyperDAS, config: HyperDASConfig) -> torch.optim.AdamW:
@@ -229,16 +231,30 @@ def train_hyperdas(
         desc="HyperDAS",
     )
     state_cache: dict[int, TargetStates] = {}
+    cache_bytes, cache_cap = 0, int(config.state_cache_max_gb * 2**30)
     # a batch is reused only if the run goes past one epoch; otherwise caching just holds memory
     cache_states = config.cache_target_states and config.n_steps > len(train_batches)
     for step in bar:
         index = batch_index(step, len(train_batches), config.seed)
         batch = train_batches[index]
-        states = None
-        if cache_states:
-            if index not in state_cache:
-                state_cache[index] = model.target_states(batch)
-            states = state_cache[index]
+        states = state_cache.get(index)
+        if cache_states and states is None:
+            states = model.target_states(batch)
+            size = states_nbytes(states)
+            if cache_bytes + size <= cache_cap:
+                state_cache[index] = states
+                cache_bytes += size
+                if len(state_cache) == len(train_batches):
+                    logger.info(
+                        "state cache holds every training batch: %.1f MB", cache_bytes / 2**20
+                    )
+            elif len(state_cache) and step < len(train_batches):
+                logger.info(
+                    "state cache full at %.1f MB (%d of %d batches); the rest is recomputed",
+                    cache_bytes / 2**20,
+                    len(state_cache),
+                    len(train_batches),
+                )
         warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
         for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = base_lr * warm
@@ -303,7 +319,21 @@ def train_hyperdas(
     if val_slice:
         last = state.history[-1] if state.history else {}
         validation = Accuracy(cause=last.get("val_cause"), isolate=last.get("val_isolate"))
-    return TrainResult(steps=state.step, history=state.history, validation=validation)
+    return TrainResult(
+        steps=state.step,
+        history=state.history,
+        validation=validation,
+        state_cache_bytes=cache_bytes,
+    )
+
+
+def states_nbytes(states: TargetStates) -> int:
+    """Bytes held by one batch's frozen states."""
+    return sum(
+        t.numel() * t.element_size()
+        for part in (states.base, states.source)
+        for t in (part.resid_pre, part.final)
+    )
 
 
 __all__ = [

@@ -88,8 +88,16 @@ def test_cached_target_states_give_the_same_run(tiny_target, monkeypatch):
         assert torch.equal(weights[0][name], weights[1][name]), name
     calls.append(0)  # a single-epoch run does not cache (nothing would be reused)
     model = HyperDAS(tiny_target, build_config(n_steps=2, cache_target_states=True))
-    train_hyperdas(model, batches, progress=False)
-    assert calls[-1] == 2
+    result = train_hyperdas(model, batches, progress=False)
+    assert calls[-1] == 2 and result.state_cache_bytes == 0
+    calls.append(0)  # the cache is on by default and reports what it holds
+    model = HyperDAS(tiny_target, build_config(n_steps=6))
+    result = train_hyperdas(model, batches, progress=False)
+    assert calls[-1] == 2 and result.state_cache_bytes > 0
+    calls.append(0)  # past its memory cap a batch is recomputed on every visit
+    model = HyperDAS(tiny_target, build_config(n_steps=6, state_cache_max_gb=0.0))
+    result = train_hyperdas(model, batches, progress=False)
+    assert calls[-1] == 6 and result.state_cache_bytes == 0
 
 
 def test_batch_order_is_a_function_of_seed_and_step():
