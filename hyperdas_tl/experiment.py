@@ -60,6 +60,10 @@ class DataConfig:
     """Label tokens kept for teacher forcing."""
     seed: int = 0
     """Seed of sampling and shuffling."""
+    bucket_by_length: bool = True
+    """Batch examples of similar token length together (sorted by base then source length),
+    so little padding is computed; the trainer still visits the batches in a seeded random
+    order. Scores do not depend on it (tested)."""
     instance_attributes: tuple[str, ...] | None = None
     """Attributes the instance is built for (default: every attribute of the domain, which makes
     isolate examples over all of them possible and shares the cache with ``analyses/``)."""
@@ -116,6 +120,18 @@ class ExperimentData:
         return out
 
 
+def sorted_by_length(
+    examples: list[InterventionExample], tokenizer: Any
+) -> list[InterventionExample]:
+    """``examples`` stably sorted by (base prompt + label, source prompt) token lengths."""
+    if not examples:
+        return examples
+    base = tokenizer([e.base_prompt + e.label for e in examples])["input_ids"]
+    source = tokenizer([e.source_prompt for e in examples])["input_ids"]
+    order = sorted(range(len(examples)), key=lambda i: (len(base[i]), len(source[i])))
+    return [examples[i] for i in order]
+
+
 def load_domain(config: DataConfig):
     """The :class:`~hyperdas_tl.data.RavelDomain` named by ``config``."""
     if config.source == "geonames":
@@ -162,6 +178,8 @@ def build_experiment_data(model: Any, config: DataConfig, *, model_name: str) ->
         if split == "train":
             examples = list(examples)
             rng.shuffle(examples)
+        if config.bucket_by_length:
+            examples = sorted_by_length(examples, model.tokenizer)
         data.batches[split] = [
             collate_examples(
                 examples[i : i + config.batch_size],

@@ -217,3 +217,26 @@ def fit_selection_width(
             "position reads from the source"
         )
     return selection[..., :width]
+
+
+def random_orthonormal_basis(
+    d_model: int,
+    k: int,
+    *,
+    batch: int | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Float[Tensor, "*batch d_model k"]:
+    """A Haar-random ``[d_model, k]`` basis with orthonormal columns (QR of a Gaussian; drawn on
+    the CPU from ``generator``), or ``[batch, d_model, k]``, one per example."""
+    if not 1 <= k <= d_model:
+        raise ValueError(f"k must be in [1, d_model={d_model}], got {k}")
+    if batch is not None and batch < 1:
+        raise ValueError(f"batch must be >= 1 or None, got {batch}")
+    shape = (d_model, k) if batch is None else (batch, d_model, k)
+    gaussian = torch.randn(*shape, generator=generator, dtype=torch.float64)
+    q, r = torch.linalg.qr(gaussian)
+    # sign fix (diag(R) > 0) makes the QR factor Haar-distributed
+    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+    return q.to(dtype=dtype, device=device)

@@ -1,0 +1,46 @@
+"""From a data choice to batches (hyperdas_tl/experiment.py)."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from hyperdas_tl.experiment import DataConfig, build_experiment_data
+from hyperdas_tl.interchange import random_orthonormal_basis
+from hyperdas_tl.metrics import EvalConfig, entity_subspace_intervention, evaluate
+
+MICRO = DataConfig(
+    max_entities=40,
+    max_templates=3,
+    train_pairs=16,
+    eval_pairs=8,
+    batch_size=4,
+    instance_attributes=("Country", "Continent", "Language"),
+)
+
+
+def padding(batches) -> int:
+    return sum(int((b.base_attention_mask == 0).sum()) for b in batches)
+
+
+@pytest.mark.smollm2
+def test_length_buckets_cut_padding_and_change_no_score(smollm2):
+    bucketed = build_experiment_data(smollm2, MICRO, model_name="smollm2-135m")
+    plain = build_experiment_data(
+        smollm2, replace(MICRO, bucket_by_length=False), model_name="smollm2-135m"
+    )
+    split = "test_entity"
+    assert sorted(e.base_prompt for e in bucketed.examples[split]) == sorted(
+        e.base_prompt for e in plain.examples[split]
+    )
+    assert padding(bucketed.batches["train"]) < padding(plain.batches["train"])
+    basis = random_orthonormal_basis(
+        int(smollm2.cfg.d_model), 64, generator=torch.Generator().manual_seed(0)
+    )
+    intervention = entity_subspace_intervention(smollm2, 4, basis)
+    config = EvalConfig(modes=("teacher_forced",), show_progress=False)
+    scores = [
+        evaluate(smollm2, data.batches[split], intervention, method="m", config=config)
+        for data in (bucketed, plain)
+    ]
+    assert scores[0].attributes == scores[1].attributes
