@@ -9,12 +9,15 @@ recomputes the prompt with the intervention, which is what a KV cache filled und
 intervention would hold, and the generated positions are never intervened.
 """
 
+import re
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from hyperdas_tl.models import plain_hf_model
 from hyperdas_tl.precision import autocast_like
 
 FwdHooks = Sequence[tuple[str, Callable[..., Tensor]]]
@@ -23,6 +26,26 @@ FwdHooks = Sequence[tuple[str, Callable[..., Tensor]]]
 def padded_width(input_ids: Tensor, max_new_tokens: int) -> int:
     """The fixed width every forward of :func:`greedy_generate` runs on."""
     return input_ids.shape[1] + max_new_tokens
+
+
+def _check_right_padded(
+    input_ids: Tensor, attention_mask: Tensor, max_new_tokens: int
+) -> Int[Tensor, " batch"]:
+    """Validate the decoding inputs; the prompt length of each row."""
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if input_ids.shape != attention_mask.shape or input_ids.ndim != 2:
+        raise ValueError(
+            "input_ids and attention_mask must both be [batch, pos], got "
+            f"{tuple(input_ids.shape)} and {tuple(attention_mask.shape)}"
+        )
+    lengths = attention_mask.long().sum(dim=1)
+    if bool((lengths == 0).any()):
+        raise ValueError("every prompt needs at least one real token")
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+    if not torch.equal(attention_mask.bool(), positions[None, :] < lengths[:, None]):
+        raise ValueError("greedy_generate expects right padding (attention_mask 1...1 0...0)")
+    return lengths
 
 
 @torch.no_grad()
@@ -49,19 +72,7 @@ def greedy_generate(
     Returns:
         The generated token ids, one row per prompt.
     """
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    if input_ids.shape != attention_mask.shape or input_ids.ndim != 2:
-        raise ValueError(
-            "input_ids and attention_mask must both be [batch, pos], got "
-            f"{tuple(input_ids.shape)} and {tuple(attention_mask.shape)}"
-        )
-    lengths = attention_mask.long().sum(dim=1)
-    if bool((lengths == 0).any()):
-        raise ValueError("every prompt needs at least one real token")
-    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-    if not torch.equal(attention_mask.bool(), positions[None, :] < lengths[:, None]):
-        raise ValueError("greedy_generate expects right padding (attention_mask 1...1 0...0)")
+    lengths = _check_right_padded(input_ids, attention_mask, max_new_tokens)
     if pad_token_id is None:
         tokenizer = getattr(model, "tokenizer", None)
         pad_token_id = getattr(tokenizer, "pad_token_id", None) or 0
@@ -79,5 +90,109 @@ def greedy_generate(
         next_tokens = logits[rows, lengths + step - 1].argmax(dim=-1)
         ids[rows, lengths + step] = next_tokens
         mask[rows, lengths + step] = 1
+        generated.append(next_tokens)
+    return torch.stack(generated, dim=1)
+
+
+_RESID_PRE = re.compile(r"^blocks\.(\d+)\.hook_resid_pre$")
+
+
+def _resid_pre_hooks_by_layer(fwd_hooks: FwdHooks) -> dict[int, list[Callable[..., Tensor]]] | None:
+    """``{layer: [fn, ...]}`` when every hook is a ``blocks.L.hook_resid_pre`` hook, else None."""
+    by_layer: dict[int, list[Callable[..., Tensor]]] = {}
+    for name, fn in fwd_hooks:
+        match = _RESID_PRE.match(name)
+        if match is None:
+            return None
+        by_layer.setdefault(int(match.group(1)), []).append(fn)
+    return by_layer
+
+
+@torch.no_grad()
+def kv_cached_greedy_generate(
+    model: torch.nn.Module,
+    input_ids: Int[Tensor, "batch pos"],
+    attention_mask: Int[Tensor, "batch pos"],
+    max_new_tokens: int,
+    *,
+    fwd_hooks: FwdHooks = (),
+    pad_token_id: int | None = None,
+) -> Int[Tensor, "batch max_new_tokens"]:
+    """:func:`greedy_generate` with a KV cache: the same tokens, one prompt pass + one token per
+    step instead of ``max_new_tokens`` full passes.
+
+    The prompt runs once through the plain HF modules under the bridge
+    (:func:`hyperdas_tl.models.plain_hf_model`, same weights), with each ``fwd_hooks`` entry
+    applied at the input of its block as a forward pre-hook; the hooks are the ones built for
+    :func:`greedy_generate` (width ``prompt + max_new_tokens``: the prompt's residual is padded
+    with zeros to that width for them and cut back). Each generated token then attends to that
+    intervened cache, at its own position right after its row's prompt, exactly what
+    :func:`greedy_generate` recomputes at every step. Hooks other than
+    ``blocks.L.hook_resid_pre`` fall back to :func:`greedy_generate`.
+    """
+    by_layer = _resid_pre_hooks_by_layer(fwd_hooks)
+    if by_layer is None or getattr(model, "original_model", None) is None:
+        return greedy_generate(
+            model,
+            input_ids,
+            attention_mask,
+            max_new_tokens,
+            fwd_hooks=fwd_hooks,
+            pad_token_id=pad_token_id,
+        )
+    lengths = _check_right_padded(input_ids, attention_mask, max_new_tokens)
+    if pad_token_id is None:
+        tokenizer = getattr(model, "tokenizer", None)
+        pad_token_id = getattr(tokenizer, "pad_token_id", None) or 0
+    plain = plain_hf_model(model)
+    layers = plain.model.layers
+    n_layers = len(layers)
+    for layer in by_layer:
+        if not 0 <= layer < n_layers:
+            raise ValueError(f"hook on layer {layer}, but the model has {n_layers} layers")
+    batch, width = input_ids.shape
+    ids = torch.where(attention_mask.bool(), input_ids, pad_token_id)
+
+    def pre_hook(module, args, kwargs, *, fns):
+        hidden = args[0] if args else kwargs["hidden_states"]
+        pad = hidden.new_zeros(batch, max_new_tokens, hidden.shape[-1])
+        padded = torch.cat([hidden, pad], dim=1)
+        for fn in fns:
+            padded = fn(padded, hook=None)
+        hidden = padded[:, :width].to(hidden.dtype)
+        if args:
+            return (hidden, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": hidden}
+
+    handles = [
+        layers[layer].register_forward_pre_hook(partial(pre_hook, fns=fns), with_kwargs=True)
+        for layer, fns in by_layer.items()
+    ]
+    positions = torch.arange(width, device=ids.device).expand(batch, width)
+    try:
+        with autocast_like(model):
+            out = plain(
+                input_ids=ids, attention_mask=attention_mask, position_ids=positions, use_cache=True
+            )
+    finally:
+        for handle in handles:
+            handle.remove()
+    rows = torch.arange(batch, device=ids.device)
+    next_tokens = out.logits[rows, lengths - 1].argmax(dim=-1)
+    generated = [next_tokens]
+    mask = torch.cat([attention_mask, attention_mask.new_zeros(batch, max_new_tokens)], dim=1)
+    cache = out.past_key_values
+    for step in range(1, max_new_tokens):
+        mask[:, width + step - 1] = 1
+        with autocast_like(model):
+            out = plain(
+                input_ids=next_tokens[:, None],
+                attention_mask=mask[:, : width + step],
+                position_ids=(lengths + step - 1)[:, None],
+                past_key_values=cache,
+                use_cache=True,
+            )
+        cache = out.past_key_values
+        next_tokens = out.logits[:, -1].argmax(dim=-1)
         generated.append(next_tokens)
     return torch.stack(generated, dim=1)

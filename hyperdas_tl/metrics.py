@@ -15,7 +15,8 @@ An example is judged in one of two modes, and every score names its mode:
   intervention; correct when the argmax at each of the first ``max_label_tokens`` (<= 3) label
   positions equals the label token — all of them must match.
 - ``"generation"`` (the RAVEL convention): greedy continuation of the prompt alone, with the
-  intervention on the prompt positions only (see :mod:`hyperdas_tl.generation`); correct when the
+  intervention on the prompt positions only (KV-cached,
+  :func:`hyperdas_tl.generation.kv_cached_greedy_generate`); correct when the
   normalised generated text starts with the normalised label (:func:`prefix_match`).
 
 Every method scores through one path: an :data:`Intervention` is any callable
@@ -38,7 +39,7 @@ from tqdm.auto import tqdm
 
 from hyperdas_tl.data.batching import IGNORE_INDEX, InterventionBatch
 from hyperdas_tl.data.judging import normalise
-from hyperdas_tl.generation import greedy_generate
+from hyperdas_tl.generation import kv_cached_greedy_generate
 from hyperdas_tl.hooks import HookFn, capture_resid_pre, resid_pre_name, soft_interchange_hook_for
 from hyperdas_tl.interchange import check_basis, one_hot_selection
 from hyperdas_tl.precision import autocast_like
@@ -207,7 +208,9 @@ def generate_under(
     positions = torch.arange(width, device=batch.base_ids.device)
     mask = (positions[None, :] < lengths[:, None]).to(batch.base_attention_mask.dtype)
     hooks = intervention(batch, width + max_new_tokens)
-    return greedy_generate(model, batch.base_ids[:, :width], mask, max_new_tokens, fwd_hooks=hooks)
+    return kv_cached_greedy_generate(
+        model, batch.base_ids[:, :width], mask, max_new_tokens, fwd_hooks=hooks
+    )
 
 
 @torch.no_grad()

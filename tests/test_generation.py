@@ -1,7 +1,9 @@
 import pytest
 import torch
 
-from hyperdas_tl.generation import greedy_generate, padded_width
+from hyperdas_tl.generation import greedy_generate, kv_cached_greedy_generate, padded_width
+from hyperdas_tl.hooks import soft_interchange_hook_for
+from hyperdas_tl.interchange import one_hot_selection, random_orthonormal_basis
 from hyperdas_tl.models import load_smollm2_hf
 
 PROMPTS = ["Paris is a city in the country of", "The capital of Japan is", "Berlin is in"]
@@ -64,3 +66,54 @@ def test_smollm2_generation_equals_hf_generate(smollm2):
         ]
         assert row.tolist() == expected.tolist()
     assert tokenizer.decode(out[0]).startswith(" France")
+
+
+def entity_patch_hooks(model, enc, width, layer=2, k=None):
+    """A hook swapping a random subspace (or the full residual) at each prompt's second token
+    from another prompt's residual: the kind of intervention generation judging runs."""
+    d_model = int(model.cfg.d_model)
+    source = model(enc.input_ids.flip(0), attention_mask=enc.attention_mask.flip(0))
+    resid = {}
+    model.run_with_hooks(
+        enc.input_ids.flip(0),
+        attention_mask=enc.attention_mask.flip(0),
+        fwd_hooks=[(f"blocks.{layer}.hook_resid_pre", lambda r, hook: resid.setdefault("s", r))],
+    )
+    del source
+    basis = (
+        torch.eye(d_model)
+        if k is None
+        else random_orthonormal_basis(d_model, k, generator=torch.Generator().manual_seed(0))
+    )
+    n = enc.input_ids.shape[0]
+    selection = one_hot_selection(
+        torch.ones(n, dtype=torch.long), torch.ones(n, dtype=torch.long), resid["s"].shape[1], width
+    )
+    return [soft_interchange_hook_for(model, layer, resid["s"], selection, basis)]
+
+
+@pytest.mark.parametrize("k", [None, 8])
+def test_kv_cached_generation_equals_uncached_under_an_intervention(tiny_model, k):
+    enc = tiny_model.tokenizer(PROMPTS, return_tensors="pt", padding=True)
+    hooks = entity_patch_hooks(tiny_model, enc, padded_width(enc.input_ids, 5), k=k)
+    plain = greedy_generate(tiny_model, enc.input_ids, enc.attention_mask, 5, fwd_hooks=hooks)
+    cached = kv_cached_greedy_generate(
+        tiny_model, enc.input_ids, enc.attention_mask, 5, fwd_hooks=hooks
+    )
+    assert torch.equal(plain, cached)
+    unhooked = greedy_generate(tiny_model, enc.input_ids, enc.attention_mask, 5)
+    assert torch.equal(unhooked, kv_cached_greedy_generate(
+        tiny_model, enc.input_ids, enc.attention_mask, 5))  # fmt: skip
+    if k is None:
+        assert not torch.equal(plain, unhooked)  # the full swap changes the continuation
+
+
+@pytest.mark.smollm2
+def test_smollm2_kv_cached_generation_equals_uncached_under_an_intervention(smollm2):
+    enc = smollm2.tokenizer(PROMPTS, return_tensors="pt", padding=True)
+    hooks = entity_patch_hooks(smollm2, enc, padded_width(enc.input_ids, 5), layer=4)
+    plain = greedy_generate(smollm2, enc.input_ids, enc.attention_mask, 5, fwd_hooks=hooks)
+    cached = kv_cached_greedy_generate(
+        smollm2, enc.input_ids, enc.attention_mask, 5, fwd_hooks=hooks
+    )
+    assert torch.equal(plain, cached)
