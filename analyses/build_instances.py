@@ -171,7 +171,7 @@ def main() -> None:
     parser.add_argument("--max-pairs", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
-        "--generation", default="hf_cached", choices=["hf_cached", "greedy_generate"]
+        "--generation", default="kv_cached", choices=["kv_cached", "greedy_generate"]
     )
     parser.add_argument("--domains", nargs="*", default=["geonames", *RAVEL_DOMAINS])
     parser.add_argument("--out", default=str(RESULTS / "instances_smollm2"))

@@ -155,7 +155,7 @@ def build_experiment_data(model: Any, config: DataConfig, *, model_name: str) ->
             max_entities=config.max_entities,
             max_templates_per_attribute=config.max_templates,
             attributes=config.instance_attributes,
-            generation="hf_cached",
+            generation="kv_cached",
             seed=config.seed,
         ),
         model_name=model_name,

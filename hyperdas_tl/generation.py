@@ -169,16 +169,22 @@ def kv_cached_greedy_generate(
         for layer, fns in by_layer.items()
     ]
     positions = torch.arange(width, device=ids.device).expand(batch, width)
+    last = lengths - 1
+    keep = torch.unique(last)  # unembed only the positions that predict the first new token
     try:
         with autocast_like(model):
             out = plain(
-                input_ids=ids, attention_mask=attention_mask, position_ids=positions, use_cache=True
+                input_ids=ids,
+                attention_mask=attention_mask,
+                position_ids=positions,
+                use_cache=True,
+                logits_to_keep=keep,
             )
     finally:
         for handle in handles:
             handle.remove()
     rows = torch.arange(batch, device=ids.device)
-    next_tokens = out.logits[rows, lengths - 1].argmax(dim=-1)
+    next_tokens = out.logits[rows, torch.searchsorted(keep, last)].argmax(dim=-1)
     generated = [next_tokens]
     mask = torch.cat([attention_mask, attention_mask.new_zeros(batch, max_new_tokens)], dim=1)
     cache = out.past_key_values

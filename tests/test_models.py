@@ -161,15 +161,24 @@ def test_plain_hf_model_shares_weights_and_matches_the_bridge(tiny_model):
 
 
 @pytest.mark.smollm2
-def test_plain_hf_model_kv_cached_generate_equals_uncached_greedy(smollm2):
-    from hyperdas_tl.data.instance import hf_cached_generate
+def test_hf_generate_with_its_kv_cache_works_on_the_plain_hf_model(smollm2):
+    """HF's own cached ``generate`` on the plain modules under the bridge equals uncached greedy
+    decoding (on the bridge-wrapped model it corrupts every token after the first under
+    transformers 5.24)."""
     from hyperdas_tl.generation import greedy_generate
 
     tok = smollm2.tokenizer
     prompts = ["Paris is a city in the country of", "The past tense of abandon is"]
-    cached = hf_cached_generate(
-        models.plain_hf_model(smollm2), tok, prompts, 4, torch.device("cpu")
-    )
+    side, tok.padding_side = tok.padding_side, "left"
+    try:
+        left = tok(prompts, return_tensors="pt", padding=True)
+    finally:
+        tok.padding_side = side
+    with torch.no_grad():
+        out = models.plain_hf_model(smollm2).generate(
+            **left, max_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id
+        )
+    cached = out[:, left["input_ids"].shape[1] :]
     batch = tok(prompts, return_tensors="pt", padding=True)
     uncached = greedy_generate(smollm2, batch["input_ids"], batch["attention_mask"], 4)
     assert torch.equal(cached, uncached)

@@ -151,7 +151,7 @@ def test_tiny_llama_generation_runs_end_to_end(tiny_domain, tiny_model):
 
 
 @pytest.mark.smollm2
-def test_hf_cached_matches_greedy_generate_on_smollm2(smollm2):
+def test_kv_cached_matches_greedy_generate_on_smollm2(smollm2):
     model = smollm2
     prompts = [
         "Paris is a city in the country of",
@@ -160,7 +160,7 @@ def test_hf_cached_matches_greedy_generate_on_smollm2(smollm2):
         "Q: What is the latitude of Lima in degrees? A:",
     ]
     slow = model_generate_fn(model, batch_size=4, backend="greedy_generate")(prompts, 4)
-    fast = model_generate_fn(model, batch_size=4, backend="hf_cached")(prompts, 4)
+    fast = model_generate_fn(model, batch_size=4, backend="kv_cached")(prompts, 4)
     assert fast == slow
     assert slow[0].strip().startswith("France")
 
@@ -193,18 +193,18 @@ def test_cache_key_includes_the_decoder_version(tiny_domain, monkeypatch):
 def test_a_broken_cached_decoder_stops_the_build(tiny_model, tiny_domain, monkeypatch):
     """A KV cache that corrupts every token after the first (transformers 5.24 on the bridge):
     the build stops on the first batch with a message instead of storing corrupted labels."""
-    real = instance_module.hf_cached_generate
+    real = instance_module.kv_cached_greedy_generate
     dash = tiny_model.tokenizer.convert_tokens_to_ids("-")
 
-    def broken(hf_model, tokenizer, prompts, max_new_tokens, device):
-        tokens = real(hf_model, tokenizer, prompts, max_new_tokens, device).clone()
+    def broken(*args, **kwargs):
+        tokens = real(*args, **kwargs).clone()
         tokens[:, 1:] = dash
         return tokens
 
-    monkeypatch.setattr(instance_module, "hf_cached_generate", broken)
-    config = InstanceConfig(max_entities=4, max_templates_per_attribute=2, generation="hf_cached")
+    monkeypatch.setattr(instance_module, "kv_cached_greedy_generate", broken)
+    config = InstanceConfig(max_entities=4, max_templates_per_attribute=2, generation="kv_cached")
     with pytest.raises(DecodingMismatchError, match="disagrees with uncached greedy decoding"):
         build_instance(tiny_model, tiny_domain, config, model_name="tiny-llama")
-    monkeypatch.setattr(instance_module, "hf_cached_generate", real)
+    monkeypatch.setattr(instance_module, "kv_cached_greedy_generate", real)
     built = build_instance(tiny_model, tiny_domain, config, model_name="tiny-llama")
     assert built.attribute("Country").entities
