@@ -1,4 +1,5 @@
 import pytest
+import torch
 from tiny_ravel import fake_generator
 
 import hyperdas_tl.data.instance as instance_module
@@ -208,3 +209,27 @@ def test_a_broken_cached_decoder_stops_the_build(tiny_model, tiny_domain, monkey
     monkeypatch.setattr(instance_module, "kv_cached_greedy_generate", real)
     built = build_instance(tiny_model, tiny_domain, config, model_name="tiny-llama")
     assert built.attribute("Country").entities
+
+
+def test_a_rounding_tie_is_not_a_broken_decoder(tiny_model):
+    """Where the two paths part at a near tie of the uncached logits (float rounding, common in
+    bf16), the build goes on; a token the uncached logits rank far below is an error."""
+    tok = tiny_model.tokenizer
+    batch = tok(["Paris is a city in", "Hi there"], return_tensors="pt", padding=True)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    uncached = instance_module.greedy_generate(tiny_model, ids, mask, 2)
+    logits = tiny_model(ids, attention_mask=mask)
+    last = mask.sum(dim=1) - 1
+    first_step = logits[torch.arange(2), last]
+    runner_up = first_step.topk(2).indices[:, 1]
+    worst = first_step.argmin(dim=-1)
+    cached = uncached.clone()
+    cached[0, 0] = worst[0]
+    assert instance_module.near_tie_rows(tiny_model, ids, mask, cached, uncached) == []
+    gap = float(first_step[0, uncached[0, 0]] - first_step[0, runner_up[0]])
+    cached[0, 0] = runner_up[0]
+    ties = instance_module.near_tie_rows(tiny_model, ids, mask, cached, uncached)
+    assert ties == ([0] if gap <= instance_module.TIE_TOLERANCE[torch.float32] else [])
+    with pytest.raises(DecodingMismatchError):
+        instance_module.check_cached_decoding(cached, uncached, ["a", "b"], tok, ties=[])
+    instance_module.check_cached_decoding(cached, uncached, ["a", "b"], tok, ties=[0])
