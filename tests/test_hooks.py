@@ -61,7 +61,7 @@ def test_empty_subspace_is_a_no_op(tiny_model):
     src_ids, _ = tokens(tiny_model, ["One two three four five six"])
     src_ids = src_ids[:, : base_ids.shape[1]]
     source = capture_resid_pre(tiny_model, src_ids, [LAYER])[LAYER]
-    hook = interchange_hook_for(tiny_model, LAYER, source, torch.zeros(64, 0))
+    hook = interchange_hook_for(tiny_model, LAYER, source, torch.zeros(64, 0), allow_empty=True)
     assert torch.equal(
         hooked_logits(tiny_model, base_ids, mask, [hook]),
         hooked_logits(tiny_model, base_ids, mask, []),
