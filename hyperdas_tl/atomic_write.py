@@ -11,6 +11,9 @@ import os
 import tempfile
 from pathlib import Path
 
+NEW_FILE_MODE = 0o644
+"""Permissions of a file :func:`write_text_atomically` creates (an existing file keeps its)."""
+
 
 def fsync_file(path: str | os.PathLike) -> None:
     """Flush a written file's data to disk."""
@@ -39,8 +42,10 @@ def fsync_dir(path: str | os.PathLike) -> None:
 def write_text_atomically(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
     """Replace ``path`` by ``text`` in one atomic rename (see the module docstring)."""
     path = Path(path)
+    mode = path.stat().st_mode & 0o777 if path.exists() else NEW_FILE_MODE
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
+        os.chmod(tmp, mode)  # mkstemp creates 0600; keep the mode a plain write would give
         with os.fdopen(fd, "w", encoding=encoding) as handle:
             handle.write(text)
             handle.flush()

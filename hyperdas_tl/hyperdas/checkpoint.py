@@ -219,8 +219,8 @@ def save_checkpoint(
     fingerprint = target_fingerprint(model.target)
     identity = checkpoint_identity(model.config, fingerprint)
     metadata = {"format": "pt", **{METADATA_PREFIX + k: v for k, v in identity.items()}}
-    tmp.mkdir()
     try:
+        tmp.mkdir()
         weights = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
         save_file(weights, tmp / WEIGHTS_FILE, metadata=metadata)
         fsync_file(tmp / WEIGHTS_FILE)
@@ -242,8 +242,10 @@ def save_checkpoint(
         _write_json(partial, meta, indent=2, sort_keys=True)
         os.replace(partial, tmp / CONFIG_FILE)  # from here on the copy in tmp is complete
         fsync_dir(tmp)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(error, OSError | SafetensorError):
+            raise CheckpointError(f"could not write the checkpoint {tmp} ({error})") from error
         raise
     if directory.exists():
         os.replace(directory, old)
@@ -416,6 +418,26 @@ def load_weights(directory: str | Path, model: HyperDAS) -> None:
                 f"{model.config.layer}, k={model.config.k}) expects {tuple(expected[name].shape)}"
             )
     model.load_state_dict(weights, strict=True)
+
+
+def check_training_files(directory: str | Path) -> None:
+    """Raise :class:`CheckpointError` unless the checkpoint holds a readable training state
+    (``trainer_state.json`` parses, ``optimizer.safetensors``'s header reads)."""
+    directory = Path(directory)
+    if not (directory / TRAINER_FILE).is_file():
+        raise CheckpointError(
+            f"{directory} holds no training state ({TRAINER_FILE} missing): it was saved "
+            "without the optimiser and cannot be resumed"
+        )
+    trainer = _read_json(directory / TRAINER_FILE)
+    if not isinstance(trainer, dict) or not {"step", "history", "param_groups"} <= set(trainer):
+        raise CheckpointError(f"{directory / TRAINER_FILE} lacks step / history / param_groups")
+    path = directory / OPTIMIZER_FILE
+    try:
+        with safe_open(path, "pt") as handle:
+            handle.keys()
+    except (SafetensorError, OSError, RuntimeError) as error:
+        raise CheckpointError(f"{path} is missing, truncated or corrupt ({error})") from error
 
 
 def load_training_state(directory: str | Path, optimizer: torch.optim.Optimizer) -> TrainerState:
