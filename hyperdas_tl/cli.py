@@ -370,15 +370,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def is_expected(error: BaseException) -> bool:
+    """Errors whose message is written for the user (bad input, files, the lock, a training run
+    that went non-finite); anything else is a bug or an environment problem."""
+    from hyperdas_tl.run_dir import RunDirLockedError
+
+    return isinstance(error, ValueError | OSError | FloatingPointError | RunDirLockedError)
+
+
 def describe_error(error: BaseException) -> str:
     """One line for ``error: ...``: the library's own message (they name the file or option),
-    with the exception type for anything else, and any notes appended."""
-    if isinstance(error, ValueError | FileNotFoundError | OSError | LookupError):
-        text = str(error) or type(error).__name__
-        if isinstance(error, KeyError | IndexError):
-            text = f"{type(error).__name__}: {text}"
-    else:
-        text = f"{type(error).__name__}: {error}"
+    with the exception type for unexpected errors, and any notes appended."""
+    text = str(error) or type(error).__name__
+    if not is_expected(error):
+        text = f"{type(error).__name__}: {text}"
     notes = [str(note) for note in getattr(error, "__notes__", [])]
     return " ".join(" ".join([text, *notes]).split())
 
@@ -400,7 +405,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # the one error boundary: every failure ends in one line
         if args.debug:
             traceback.print_exception(error, file=sys.stderr)
-        expected = isinstance(error, ValueError | OSError)
-        hint = "" if args.debug or expected else " (run with --debug for the traceback)"
+        hint = "" if args.debug or is_expected(error) else " (run with --debug for the traceback)"
         print(f"error: {describe_error(error)}{hint}", file=sys.stderr)
         return EXIT_ERROR
