@@ -346,3 +346,19 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_checkpoin
     results = [json.loads((d / "results.json").read_text()) for d in (out, reference)]
     assert results[0]["results"] == results[1]["results"] and results[0]["complete"]
     assert not (out / "checkpoint.tmp").exists() and not (out / "checkpoint.old").exists()
+
+
+def test_evaluate_names_a_damaged_checkpoint_before_the_model_loads(
+    tiny_model, tmp_path, capsys, model_never_loads
+):
+    from hyperdas_tl.hyperdas.checkpoint import save_checkpoint
+    from hyperdas_tl.hyperdas.config import HyperDASConfig
+    from hyperdas_tl.hyperdas.model import HyperDAS
+
+    checkpoint = tmp_path / "checkpoint"
+    save_checkpoint(checkpoint, HyperDAS(tiny_model, HyperDASConfig(target_model="tiny-llama",
+                                                                     layer=2, k=4)))  # fmt: skip
+    (checkpoint / "config.json").write_text('{"format": ')
+    assert main(["evaluate", str(checkpoint), "--out", str(tmp_path / "again")]) == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    assert line.startswith(f"error: {checkpoint / 'config.json'} is not valid JSON (")
