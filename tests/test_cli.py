@@ -362,3 +362,21 @@ def test_evaluate_names_a_damaged_checkpoint_before_the_model_loads(
     assert main(["evaluate", str(checkpoint), "--out", str(tmp_path / "again")]) == 2
     (line,) = error_lines(capsys.readouterr().err)
     assert line.startswith(f"error: {checkpoint / 'config.json'} is not valid JSON (")
+
+
+def test_training_and_evaluation_run_with_finite_checks_on(tmp_path, monkeypatch, capsys):
+    import hyperdas_tl.hyperdas.run as run_module
+    from hyperdas_tl.hooks import finite_checks_enabled
+
+    seen = []
+
+    def record(*args, **kwargs):
+        seen.append(finite_checks_enabled())
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(run_module, "train_and_evaluate", record)
+    monkeypatch.setattr(run_module, "evaluate_checkpoint", record)
+    assert main(["train", "--model", "tiny-llama", "--out", str(tmp_path / "o")]) == 2
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert seen == [True, True] and not finite_checks_enabled()
+    assert error_lines(capsys.readouterr().err) == ["error: stop here"] * 2
