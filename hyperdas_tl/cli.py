@@ -45,6 +45,8 @@ PROFILE_CHOICES = ("full", "quick", "small")
 """= ``sorted(hyperdas_tl.hyperdas.run.PROFILES)`` (idem)."""
 RAVEL_DOMAIN_CHOICES = ("city", "nobel_prize_winner", "occupation", "physical_object", "verb")
 """= :data:`hyperdas_tl.data.ravel.RAVEL_DOMAINS` (idem)."""
+PRECISION_CHOICES = ("auto", "float32", "bfloat16")
+"""= :data:`hyperdas_tl.precision.PRECISIONS` (idem)."""
 RAVEL_ENV_VAR = "HYPERDAS_TL_RAVEL"
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -188,7 +190,8 @@ def profile_from_args(args: argparse.Namespace):
     data = replace(profile.data, **{k: v for k, v in data_overrides.items() if v is not None})
     hyper = replace(profile.hyperdas, **{k: v for k, v in model_overrides.items() if v is not None})
     eval_modes = tuple(args.eval_modes) if args.eval_modes else profile.eval_modes
-    return replace(profile, data=data, hyperdas=hyper, eval_modes=eval_modes)
+    precision = args.precision or profile.precision
+    return replace(profile, data=data, hyperdas=hyper, eval_modes=eval_modes, precision=precision)
 
 
 def print_results(results, out_dir: Path | None) -> None:
@@ -316,6 +319,12 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
         choices=("teacher_forced", "generation"),
         default=None,
         help="how the test splits are judged (default: both)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default=None,
+        help="dtype of the frozen target (default auto: bfloat16 where the hardware has it)",
     )
     parser.add_argument("--seed", type=non_negative_int, default=None)
     parser.add_argument("--max-entities", type=positive_int, default=None)

@@ -109,13 +109,19 @@ def use_oracle_cache(root: Path, monkeypatch) -> Path:
     original = experiment.load_or_build_instance
 
     def with_oracle(model, domain, config=None, *, model_name, **kwargs):
-        kwargs["generate"] = oracle_generator(domain)
-        return original(None, domain, config, model_name=model_name, **kwargs)
+        kwargs["generate"] = oracle_generator(domain)  # the model only keys the cache (dtype)
+        return original(model, domain, config, model_name=model_name, **kwargs)
 
     monkeypatch.setattr(experiment, "load_or_build_instance", with_oracle)
     return root
 
 
-def prime_instance(model, profile, model_name: str = "tiny-llama") -> experiment.ExperimentData:
-    """Build (and cache) the profile's data in-process, with the oracle in place."""
-    return experiment.build_experiment_data(model, profile.data, model_name=model_name)
+def prime_instance(profile, model_name: str = "tiny-llama") -> experiment.ExperimentData:
+    """Build (and cache) the profile's data in-process, with the oracle in place, for a target
+    of the dtype the CLI will load (the instance cache is keyed by it)."""
+    from hyperdas_tl.models import load_model
+    from hyperdas_tl.precision import resolve_precision
+
+    dtype = resolve_precision(profile.precision, "cpu")
+    target = load_model(model_name, device="cpu", dtype=dtype)
+    return experiment.build_experiment_data(target, profile.data, model_name=model_name)

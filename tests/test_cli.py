@@ -118,19 +118,22 @@ def test_hard_coded_choices_agree_with_the_library():
     from hyperdas_tl.data.ravel import RAVEL_DOMAINS
     from hyperdas_tl.hyperdas.run import PROFILES
     from hyperdas_tl.models import KNOWN_MODELS, SMOLLM2_NAME
+    from hyperdas_tl.precision import PRECISIONS
 
     assert cli.MODEL_CHOICES == KNOWN_MODELS and cli.SMOLLM2_NAME == SMOLLM2_NAME
     assert cli.PROFILE_CHOICES == tuple(sorted(PROFILES))
     assert cli.RAVEL_DOMAIN_CHOICES == RAVEL_DOMAINS
+    assert cli.PRECISION_CHOICES == PRECISIONS
 
 
-def test_checkpoint_every_and_eval_modes_reach_the_profile():
+def test_checkpoint_every_eval_modes_and_precision_reach_the_profile():
     args = build_parser().parse_args(
-        ["demo", "--checkpoint-every", "5", "--eval-modes", "teacher_forced"]
-    )
+        ["demo", "--checkpoint-every", "5", "--eval-modes", "teacher_forced", "--precision",
+         "float32"]
+    )  # fmt: skip
     profile = profile_from_args(args)
     assert profile.hyperdas.checkpoint_every == 5
-    assert profile.eval_modes == ("teacher_forced",)
+    assert profile.eval_modes == ("teacher_forced",) and profile.precision == "float32"
     assert profile_from_args(build_parser().parse_args(["train"])).hyperdas.checkpoint_every is None
 
 
@@ -279,7 +282,8 @@ def small_run_args(ravel: Path, *, steps: int) -> list[str]:
     return ["train", "--model", "tiny-llama", "--profile", "small", "--source", "ravel",
             "--ravel", str(ravel), "--layer", "2", "--k", "4", "--n-hypernet-layers", "1",
             "--steps", str(steps), "--batch-size", "4", "--train-pairs", "8",
-            "--eval-pairs", "4", "--eval-modes", "teacher_forced", "--seed", "1"]  # fmt: skip
+            "--eval-pairs", "4", "--eval-modes", "teacher_forced", "--precision", "float32",
+            "--seed", "1"]  # fmt: skip
 
 
 def saved_step(out: Path) -> int:
@@ -299,12 +303,12 @@ def start_cli(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Pop
 
 
 def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_checkpoint(
-    tiny_model, tmp_path, monkeypatch
+    tmp_path, monkeypatch
 ):
     ravel = write_ravel(tmp_path / "ravel")
     cache = use_oracle_cache(tmp_path / "cache", monkeypatch)
     argv = [*small_run_args(ravel, steps=30), "--checkpoint-every", "1"]
-    prime_instance(tiny_model, profile_from_args(build_parser().parse_args(argv)))
+    prime_instance(profile_from_args(build_parser().parse_args(argv)))
     env = subprocess_env(HYPERDAS_TL_CACHE=str(cache))
     log = tmp_path / "cli.log"
 
