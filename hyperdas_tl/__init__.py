@@ -5,39 +5,61 @@ The pieces other code imports most:
 - :func:`hyperdas_tl.models.load_model`: a target model as a TransformerLens bridge.
 - :mod:`hyperdas_tl.interchange`: the interchange maths as pure tensor functions.
 - :mod:`hyperdas_tl.hooks`: ``blocks.{L}.hook_resid_pre`` hooks built from that maths.
+
+The names below are imported on first use, so ``import hyperdas_tl`` (and the CLI's
+``--help`` and option errors) costs no torch import.
 """
 
-from hyperdas_tl.hooks import (
-    capture_resid_pre,
-    interchange_hook,
-    interchange_hook_for,
-    resid_pre_name,
-    soft_interchange_hook,
-    soft_interchange_hook_for,
-)
-from hyperdas_tl.interchange import (
-    interchange,
-    mix_source,
-    one_hot_selection,
-    positions_to_selection,
-    soft_interchange,
-)
-from hyperdas_tl.models import load_model, tiny_llama_config
+import importlib
+import sys
+import types
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "capture_resid_pre",
-    "interchange",
-    "interchange_hook",
-    "interchange_hook_for",
-    "load_model",
-    "mix_source",
-    "one_hot_selection",
-    "positions_to_selection",
-    "resid_pre_name",
-    "soft_interchange",
-    "soft_interchange_hook",
-    "soft_interchange_hook_for",
-    "tiny_llama_config",
-]
+_EXPORTS = {
+    "capture_resid_pre": "hyperdas_tl.hooks",
+    "interchange_hook": "hyperdas_tl.hooks",
+    "interchange_hook_for": "hyperdas_tl.hooks",
+    "resid_pre_name": "hyperdas_tl.hooks",
+    "soft_interchange_hook": "hyperdas_tl.hooks",
+    "soft_interchange_hook_for": "hyperdas_tl.hooks",
+    "interchange": "hyperdas_tl.interchange",
+    "mix_source": "hyperdas_tl.interchange",
+    "one_hot_selection": "hyperdas_tl.interchange",
+    "positions_to_selection": "hyperdas_tl.interchange",
+    "soft_interchange": "hyperdas_tl.interchange",
+    "load_model": "hyperdas_tl.models",
+    "tiny_llama_config": "hyperdas_tl.models",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def _export(name: str) -> Any:
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'hyperdas_tl' has no attribute {name!r}")
+    value = _export(name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+class _Package(types.ModuleType):
+    """``hyperdas_tl.interchange`` is the exported *function* (as it was when the names were
+    imported eagerly), even after the submodule of the same name has been imported."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "interchange":
+            return _export(name)
+        return super().__getattribute__(name)
+
+
+sys.modules[__name__].__class__ = _Package

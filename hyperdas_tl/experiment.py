@@ -185,6 +185,7 @@ def build_experiment_data(model: Any, config: DataConfig, *, model_name: str) ->
                 examples[i : i + config.batch_size],
                 model.tokenizer,
                 max_label_tokens=config.max_label_tokens,
+                n_ctx=int(model.cfg.n_ctx),
             )
             for i in range(0, len(examples), config.batch_size)
         ]

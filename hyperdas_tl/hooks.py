@@ -9,9 +9,25 @@ activation in place, so gradients flow through them. Use them scoped::
     # or: with model.hooks(fwd_hooks=[(name, fn)]): logits = model(tokens)
 
 Both forms remove the hook even when the forward raises.
+
+**Finite check.** A hook built with ``check_finite=True`` raises
+:class:`NonFiniteActivationError` (naming the hook and where the NaN/inf came from) when the
+intervened residual is not finite, instead of letting NaN reach every logit. It costs one
+``isfinite`` pass and a device sync per call, so the bare hooks leave it off; the builders'
+default (``check_finite=None``) follows :func:`finite_checks`, a scoped switch the CLI turns on
+around training and evaluation::
+
+    with finite_checks():
+        ...  # every hook built in here checks its output
+
+A ``d_model x 0`` basis is refused by the builders (the interchange would silently do nothing;
+:class:`~hyperdas_tl.hyperdas.config.HyperDASConfig` refuses ``k = 0`` as well) unless
+``allow_empty=True`` asks for that no-op explicitly.
 """
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from functools import partial
 
 import torch
@@ -21,6 +37,62 @@ from torch import Tensor
 from hyperdas_tl.interchange import check_basis, check_selection, interchange, soft_interchange
 
 HookFn = Callable[..., Tensor]
+
+_FINITE_CHECKS: ContextVar[bool] = ContextVar("hyperdas_tl_finite_checks", default=False)
+
+
+class NonFiniteActivationError(FloatingPointError):
+    """An intervention hook produced a NaN/inf residual (see the module docstring)."""
+
+
+@contextlib.contextmanager
+def finite_checks(enabled: bool = True) -> Iterator[None]:
+    """Within the block, hooks built with ``check_finite=None`` check their output (this
+    context and the threads it starts only; nested blocks restore the outer setting)."""
+    token = _FINITE_CHECKS.set(enabled)
+    try:
+        yield
+    finally:
+        _FINITE_CHECKS.reset(token)
+
+
+def finite_checks_enabled() -> bool:
+    """Whether hooks built now with ``check_finite=None`` check their output."""
+    return _FINITE_CHECKS.get()
+
+
+def _resolve_check(check_finite: bool | None) -> bool:
+    return finite_checks_enabled() if check_finite is None else bool(check_finite)
+
+
+def _non_finite_positions(tensor: Tensor) -> list[list[int]]:
+    bad = ~torch.isfinite(tensor.detach())
+    return bad.any(dim=-1).nonzero()[:3].tolist() if bool(bad.any()) else []
+
+
+def check_finite_output(out: Tensor, hook: object, **inputs: Tensor) -> None:
+    """Raise :class:`NonFiniteActivationError` unless ``out`` is finite, naming the hook and
+    the first non-finite (example, position) pairs of each input."""
+    if bool(torch.isfinite(out.detach()).all()):
+        return
+    where = [
+        f"{name} at (example, position) {positions}"
+        for name, tensor in inputs.items()
+        if (positions := _non_finite_positions(tensor))
+    ]
+    cause = "; ".join(where) if where else "the selection or basis (inputs are finite)"
+    raise NonFiniteActivationError(
+        f"{getattr(hook, 'name', 'hook')}: the intervened residual stream is not finite at "
+        f"(example, position) {_non_finite_positions(out)}; NaN/inf in {cause}"
+    )
+
+
+def _check_not_empty(basis: Tensor, allow_empty: bool) -> None:
+    if basis.shape[-1] == 0 and not allow_empty:
+        raise ValueError(
+            f"basis has k=0 columns (shape {tuple(basis.shape)}): the interchange would change "
+            "nothing (HyperDASConfig refuses k=0 too); pass allow_empty=True if a no-op is meant"
+        )
 
 
 def n_layers_of(model: object) -> int:
@@ -57,10 +129,15 @@ def interchange_hook(
     hook: object,
     source: Float[Tensor, "batch pos d_model"],
     basis: Float[Tensor, "*batch d_model k"],
+    check_finite: bool = False,
 ) -> Float[Tensor, "batch pos d_model"]:
-    """Subspace interchange at every position: ``resid + R Rᵀ (source - resid)``."""
+    """Subspace interchange at every position: ``resid + R Rᵀ (source - resid)``
+    (``check_finite``: see the module docstring)."""
     _check_resid(resid, tuple(source.shape), "source activation", hook)
-    return interchange(resid, source.to(resid.dtype), basis)
+    out = interchange(resid, source.to(resid.dtype), basis)
+    if check_finite:
+        check_finite_output(out, hook, base=resid, source=source)
+    return out
 
 
 def soft_interchange_hook(
@@ -70,11 +147,16 @@ def soft_interchange_hook(
     source: Float[Tensor, "batch src_pos d_model"],
     selection: Float[Tensor, "batch src_pos_plus_null base_pos"],
     basis: Float[Tensor, "*batch d_model k"],
+    check_finite: bool = False,
 ) -> Float[Tensor, "batch base_pos d_model"]:
-    """Position-selecting interchange: each base position reads a selection-weighted source."""
+    """Position-selecting interchange: each base position reads a selection-weighted source
+    (``check_finite``: see the module docstring)."""
     expected = (source.shape[0], selection.shape[-1], source.shape[-1])
     _check_resid(resid, expected, "selection [batch, src_pos + 1, base_pos]", hook)
-    return soft_interchange(resid, source.to(resid.dtype), selection, basis)
+    out = soft_interchange(resid, source.to(resid.dtype), selection, basis)
+    if check_finite:
+        check_finite_output(out, hook, base=resid, source=source)
+    return out
 
 
 def interchange_hook_for(
@@ -82,13 +164,21 @@ def interchange_hook_for(
     layer: int,
     source: Float[Tensor, "batch pos d_model"],
     basis: Float[Tensor, "*batch d_model k"],
+    *,
+    check_finite: bool | None = None,
+    allow_empty: bool = False,
 ) -> tuple[str, HookFn]:
-    """``(hook name, hook fn)`` for a validated subspace interchange at ``layer``'s resid_pre."""
+    """``(hook name, hook fn)`` for a validated subspace interchange at ``layer``'s resid_pre
+    (``check_finite`` None: as :func:`finite_checks` says; ``allow_empty``: accept k = 0)."""
     name = resid_pre_name(model, layer)
     if source.ndim != 3:
         raise ValueError(f"source must be [batch, pos, d_model], got {tuple(source.shape)}")
     check_basis(basis, source.shape[-1])
-    return name, partial(interchange_hook, source=source, basis=basis)
+    _check_not_empty(basis, allow_empty)
+    fn = partial(
+        interchange_hook, source=source, basis=basis, check_finite=_resolve_check(check_finite)
+    )
+    return name, fn
 
 
 def soft_interchange_hook_for(
@@ -97,8 +187,12 @@ def soft_interchange_hook_for(
     source: Float[Tensor, "batch src_pos d_model"],
     selection: Float[Tensor, "batch src_pos_plus_null base_pos"],
     basis: Float[Tensor, "*batch d_model k"],
+    *,
+    check_finite: bool | None = None,
+    allow_empty: bool = False,
 ) -> tuple[str, HookFn]:
-    """``(hook name, hook fn)`` for a validated soft interchange at ``resid_pre`` of ``layer``."""
+    """``(hook name, hook fn)`` for a validated soft interchange at ``resid_pre`` of ``layer``
+    (``check_finite`` None: as :func:`finite_checks` says; ``allow_empty``: accept k = 0)."""
     name = resid_pre_name(model, layer)
     if source.ndim != 3:
         raise ValueError(f"source must be [batch, src_pos, d_model], got {tuple(source.shape)}")
@@ -108,7 +202,15 @@ def soft_interchange_hook_for(
         )
     check_selection(selection, source.shape[0], source.shape[1], selection.shape[-1])
     check_basis(basis, source.shape[-1])
-    return name, partial(soft_interchange_hook, source=source, selection=selection, basis=basis)
+    _check_not_empty(basis, allow_empty)
+    fn = partial(
+        soft_interchange_hook,
+        source=source,
+        selection=selection,
+        basis=basis,
+        check_finite=_resolve_check(check_finite),
+    )
+    return name, fn
 
 
 def _store_hook(resid: Tensor, *, hook: object, store: dict[int, Tensor], layer: int) -> Tensor:

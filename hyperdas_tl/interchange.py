@@ -14,6 +14,8 @@ selection weights ``A`` of shape ``[batch, src_pos + 1, base_pos]`` whose last r
 
     s̃_j = Σ_i A[i, j] s_i + A[null, j] b_j,        b'_j = b_j + R Rᵀ (s̃_j - b_j)
 
+where a term with weight 0 is skipped even when its vector holds NaN/inf (no ``0 · inf``).
+
 Hard selection is the one-hot case (see :func:`one_hot_selection`).
 """
 
@@ -120,10 +122,22 @@ def mix_source(
     source: Float[Tensor, "batch src_pos d_model"],
     selection: Float[Tensor, "batch src_pos_plus_null base_pos"],
 ) -> Float[Tensor, "batch base_pos d_model"]:
-    """``s̃_j = Σ_i A[i, j] s_i + A[null, j] b_j``: the source each base position reads."""
+    """``s̃_j = Σ_i A[i, j] s_i + A[null, j] b_j``: the source each base position reads.
+
+    Safe against ``0 · inf``: a non-finite source (or base) vector with weight 0 does not touch
+    ``s̃_j`` (a plain product would turn it into NaN); a base position that gives weight to a
+    non-finite source vector reads NaN. Values are masked before they are multiplied, so the
+    gradients stay finite too. For finite inputs the result is the plain weighted sum.
+    """
     selection = selection.to(base.dtype)
-    from_source = torch.einsum("bij,bid->bjd", selection[:, :-1], source)
-    return from_source + selection[:, -1, :, None] * base
+    weights, null = selection[:, :-1], selection[:, -1, :, None]
+    finite = torch.isfinite(source)
+    zero = torch.zeros((), dtype=source.dtype, device=source.device)
+    from_source = torch.einsum("bij,bid->bjd", weights, torch.where(finite, source, zero))
+    bad_rows = (~finite.all(dim=-1)).to(weights.dtype)
+    reads_bad = torch.einsum("bij,bi->bj", (weights != 0).to(weights.dtype), bad_rows) > 0
+    from_source = torch.where(reads_bad[..., None], torch.nan, from_source)
+    return from_source + null * torch.where(null != 0, base, zero.to(base.dtype))
 
 
 def soft_interchange(

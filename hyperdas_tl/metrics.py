@@ -102,7 +102,11 @@ def entity_interchange_hooks(
         src_pos=1,
         base_pos=width,
     )
-    return [soft_interchange_hook_for(model, layer, source_vectors[:, None], selection, basis)]
+    # allow_empty: a d_model x 0 basis is the "empty subspace" control, a deliberate no-op
+    hook = soft_interchange_hook_for(
+        model, layer, source_vectors[:, None], selection, basis, allow_empty=True
+    )
+    return [hook]
 
 
 def entity_subspace_intervention(

@@ -61,7 +61,7 @@ def test_empty_subspace_is_a_no_op(tiny_model):
     src_ids, _ = tokens(tiny_model, ["One two three four five six"])
     src_ids = src_ids[:, : base_ids.shape[1]]
     source = capture_resid_pre(tiny_model, src_ids, [LAYER])[LAYER]
-    hook = interchange_hook_for(tiny_model, LAYER, source, torch.zeros(64, 0))
+    hook = interchange_hook_for(tiny_model, LAYER, source, torch.zeros(64, 0), allow_empty=True)
     assert torch.equal(
         hooked_logits(tiny_model, base_ids, mask, [hook]),
         hooked_logits(tiny_model, base_ids, mask, []),
@@ -159,3 +159,46 @@ def test_bad_hook_inputs_raise_clear_errors(tiny_model):
         )
     with raises_bad_input("sum to 1"):
         soft_interchange_hook_for(tiny_model, LAYER, good, torch.ones(1, 4, 5), torch.zeros(64, 0))
+
+
+def test_empty_basis_is_refused_by_the_builders_unless_asked_for(tiny_model):
+    source = torch.randn(1, 3, 64)
+    with raises_bad_input("k=0"):
+        interchange_hook_for(tiny_model, LAYER, source, torch.zeros(64, 0))
+    with raises_bad_input("k=0"):
+        soft_interchange_hook_for(
+            tiny_model, LAYER, source, one_hot_selection(*[torch.tensor([0])] * 2, 3, 3),
+            torch.zeros(64, 0),
+        )  # fmt: skip
+    interchange_hook_for(tiny_model, LAYER, source, torch.zeros(64, 0), allow_empty=True)
+
+
+def test_finite_check_names_the_hook_and_the_bad_source_position(tiny_model):
+    from hyperdas_tl.hooks import NonFiniteActivationError, finite_checks, finite_checks_enabled
+
+    ids, mask = tokens(tiny_model, ["The cat sat on the mat"])
+    source = torch.randn(1, ids.shape[1], 64)
+    source[0, 3] = float("nan")
+    basis = torch.linalg.qr(torch.randn(64, 4)).Q
+    reads_3 = one_hot_selection(torch.tensor([3]), torch.tensor([3]), ids.shape[1], ids.shape[1])
+    reads_2 = one_hot_selection(torch.tensor([2]), torch.tensor([3]), ids.shape[1], ids.shape[1])
+    # off by default (speed): NaN flows through silently
+    hook = soft_interchange_hook_for(tiny_model, LAYER, source, reads_3, basis)
+    assert not bool(torch.isfinite(hooked_logits(tiny_model, ids, mask, [hook])).all())
+    # on: a clear error naming the hook and the (example, position) of the NaN
+    hook = soft_interchange_hook_for(tiny_model, LAYER, source, reads_3, basis, check_finite=True)
+    with pytest.raises(
+        NonFiniteActivationError, match=r"blocks\.2\.hook.*source at .*\[\[0, 3\]\]"
+    ):
+        hooked_logits(tiny_model, ids, mask, [hook])
+    assert no_hooks_left(tiny_model)
+    # a NaN at a position no base position reads is harmless (0·inf-safe mix): no error
+    assert not finite_checks_enabled()
+    with finite_checks():
+        assert finite_checks_enabled()
+        hook = soft_interchange_hook_for(tiny_model, LAYER, source, reads_2, basis)
+    assert not finite_checks_enabled()
+    assert bool(torch.isfinite(hooked_logits(tiny_model, ids, mask, [hook])).all())
+    with finite_checks(), pytest.raises(NonFiniteActivationError, match="not finite"):
+        name, fn = interchange_hook_for(tiny_model, LAYER, source, basis)
+        hooked_logits(tiny_model, ids, mask, [(name, fn)])

@@ -114,3 +114,35 @@ def test_bad_basis_and_selection_raise_clear_errors():
         interchange(torch.randn(1, 2, D), torch.randn(1, 3, D), random_basis(D, 2))
     with raises_bad_input("basis"):
         interchange(torch.randn(1, 2, D), torch.randn(1, 2, D), random_basis(8, 2))
+
+
+def test_soft_mix_is_safe_against_zero_times_inf():
+    base, source = torch.randn(2, 4, D), torch.randn(2, 5, D)
+    source[:, 1, 3] = float("inf")  # position 1 holds inf ...
+    source[:, 2] = float("nan")  # ... and position 2 NaN
+    raw = torch.rand(2, 6, 4)
+    raw[:, 1:3] = 0.0  # ... but no base position reads them
+    raw = raw.requires_grad_(True)
+    selection = raw / raw.sum(dim=1, keepdim=True)
+    mixed = mix_source(base, source, selection)
+    assert bool(torch.isfinite(mixed).all())
+    clean = source.clone()
+    clean[:, 1:3] = 0.0
+    assert torch.allclose(mixed, mix_source(base, clean, selection), atol=1e-6)
+    out = soft_interchange(base, source, selection, random_basis(D, 4))
+    out.sum().backward()
+    assert bool(torch.isfinite(out).all()) and bool(torch.isfinite(raw.grad).all())
+
+
+def test_soft_mix_reading_a_non_finite_source_is_not_finite():
+    base, source = torch.randn(1, 3, D), torch.randn(1, 4, D)
+    source[0, 2, 0] = float("inf")
+    selection = one_hot_selection(torch.tensor([2]), torch.tensor([1]), src_pos=4, base_pos=3)
+    mixed = mix_source(base, source, selection)
+    assert not bool(torch.isfinite(mixed[0, 1]).any())  # the position that reads it
+    assert torch.equal(mixed[0, [0, 2]], base[0, [0, 2]])  # the others keep the base exactly
+    base[0, 0, 5] = float("inf")  # a non-finite base vector with null weight 0 is skipped too
+    full = positions_to_selection(
+        torch.tensor([[0, 1, 3]]), torch.tensor([[0, 1, 2]]), src_pos=4, base_pos=3
+    )
+    assert bool(torch.isfinite(mix_source(base, source.nan_to_num(posinf=0.0), full)).all())

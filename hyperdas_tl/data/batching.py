@@ -172,18 +172,47 @@ def pad_rows(
     return ids, mask
 
 
+def check_context_length(
+    examples: list[InterventionExample],
+    rows: dict[str, list[list[int]]],
+    n_ctx: int,
+) -> None:
+    """Raise ``ValueError`` naming the first example whose tokenised row (base prompt + label,
+    source prompt, or concept) is longer than the model's context ``n_ctx``."""
+    for what, encoded in rows.items():
+        for example, ids in zip(examples, encoded, strict=True):
+            if len(ids) > n_ctx:
+                prompt = example.source_prompt if what == "source" else example.base_prompt
+                if what == "concept":
+                    prompt = example.concept
+                raise ValueError(
+                    f"the {what} of example {example.target_attribute}/{example.kind} "
+                    f"{prompt[:80]!r} has {len(ids)} tokens, more than the model's context "
+                    f"n_ctx={n_ctx}; shorten the prompt or drop the example"
+                )
+
+
 def collate_examples(
-    examples: list[InterventionExample], tokenizer, *, max_label_tokens: int = 3
+    examples: list[InterventionExample],
+    tokenizer,
+    *,
+    max_label_tokens: int = 3,
+    n_ctx: int | None = None,
 ) -> InterventionBatch:
     """Tokenise and pad a list of examples into an :class:`InterventionBatch`.
 
     Base rows are ``prompt + label`` (joint tokenisation, at most ``max_label_tokens`` label
     tokens); source rows are the source prompt alone; concepts are tokenised on their own.
+    With ``n_ctx`` (the model's ``cfg.n_ctx``), a row longer than the model's context raises
+    ``ValueError`` naming the example (a rotary model would otherwise run past its context
+    without a word).
     """
     if not examples:
         raise ValueError("collate_examples needs at least one example")
     if max_label_tokens < 1:
         raise ValueError(f"max_label_tokens must be >= 1, got {max_label_tokens}")
+    if n_ctx is not None and n_ctx < 1:
+        raise ValueError(f"n_ctx must be >= 1 or None, got {n_ctx}")
     pad_id = tokenizer.pad_token_id
     if pad_id is None:
         pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
@@ -194,6 +223,16 @@ def collate_examples(
         for e in examples
     ]
     sources = [encode_prompt(tokenizer, e.source_prompt, e.source_entity) for e in examples]
+    concepts = tokenizer(
+        [e.concept for e in examples], add_special_tokens=True, return_attention_mask=False
+    )["input_ids"]
+    if n_ctx is not None:
+        rows = {
+            "base prompt + label": [b.ids for b in bases],
+            "source": [s.ids for s in sources],
+            "concept": [list(c) for c in concepts],
+        }
+        check_context_length(examples, rows, n_ctx)
     base_ids, base_mask = pad_rows([b.ids for b in bases], pad_id)
     source_ids, source_mask = pad_rows([s.ids for s in sources], pad_id)
     labels = torch.full_like(base_ids, IGNORE_INDEX)
@@ -204,9 +243,6 @@ def collate_examples(
             labels[b, t] = base.ids[t + 1]
         base_intervenable[b, : base.n_prompt] = True
         source_intervenable[b, : source.n_prompt] = True
-    concepts = tokenizer(
-        [e.concept for e in examples], add_special_tokens=True, return_attention_mask=False
-    )["input_ids"]
     concept_ids, concept_mask = pad_rows([list(c) for c in concepts], pad_id)
     return InterventionBatch(
         base_ids=base_ids,

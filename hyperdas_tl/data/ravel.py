@@ -11,13 +11,17 @@ type (``city``, ``nobel_prize_winner``, ``occupation``, ``physical_object``, ``v
 
 :func:`load_ravel` reads a folder or the ``.tgz`` itself, from an explicit path or
 ``$HYPERDAS_TL_RAVEL``; :func:`download_ravel` fetches the archive from the public repository,
-checks its sha256 and unpacks it into the cache. The offline city domain built by
-:mod:`hyperdas_tl.data.geonames` is the same :class:`RavelDomain` type.
+checks its sha256 and unpacks it into the cache. A local archive's sha256 is checked too
+(:func:`verify_ravel_archive`): against the published archive's, else against a ``SHA256`` /
+``data.tgz.sha256`` file beside it. Every unreadable input (a truncated or non-tar archive,
+invalid JSON, a checksum mismatch) raises ``ValueError`` naming the file. The offline city
+domain built by :mod:`hyperdas_tl.data.geonames` is the same :class:`RavelDomain` type.
 
 Empty values in the archive (a few Nobel laureates, occupation's ``Gender Bias``, which has
 templates but no stored values) are kept out of ``entity_attributes``: asking for them raises.
 """
 
+import gzip
 import hashlib
 import json
 import logging
@@ -25,6 +29,7 @@ import os
 import shutil
 import tarfile
 import urllib.request
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -282,21 +287,39 @@ def read_json_from_dir(folder: Path, names: dict[str, str]) -> dict[str, object]
         found = next((c / name for c in candidates if (c / name).is_file()), None)
         if found is None:
             raise FileNotFoundError(f"RAVEL file {name} not found in {folder} (or {folder}/data)")
-        result[role] = json.loads(found.read_text(encoding="utf-8"))
+        result[role] = parse_json(found.read_bytes(), str(found))
     return result
+
+
+def parse_json(blob: bytes, where: str) -> object:
+    """``json.loads`` with a ``ValueError`` that names the file (``where``) on bad input."""
+    try:
+        return json.loads(blob.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{where} is not valid JSON ({error})") from error
+
+
+ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+"""What a truncated, corrupt or non-tar archive raises while it is read."""
 
 
 def read_json_from_tgz(archive: Path, names: dict[str, str]) -> dict[str, object]:
     wanted = {name: role for role, name in names.items()}
     result: dict[str, object] = {}
-    with tarfile.open(archive, "r:*") as tar:
-        for member in tar.getmembers():
-            base = Path(member.name).name
-            if member.isfile() and base in wanted:
-                handle = tar.extractfile(member)
-                if handle is None:
-                    continue
-                result[wanted[base]] = json.loads(handle.read().decode("utf-8"))
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar.getmembers():  # reads the whole archive: truncation shows here
+                base = Path(member.name).name
+                if member.isfile() and base in wanted:
+                    handle = tar.extractfile(member)
+                    if handle is None:
+                        continue
+                    result[wanted[base]] = parse_json(handle.read(), f"{archive}:{member.name}")
+    except ARCHIVE_ERRORS as error:
+        raise ValueError(
+            f"RAVEL archive {archive} is truncated, corrupt or not a .tgz "
+            f"({type(error).__name__}: {error}); download it again (download_ravel())"
+        ) from error
     missing = [name for name, role in wanted.items() if role not in result]
     if missing:
         raise FileNotFoundError(f"RAVEL archive {archive} lacks {', '.join(sorted(missing))}")
@@ -312,7 +335,9 @@ def load_ravel(domain: str, root: str | os.PathLike | None = None) -> RavelDomai
             default ``$HYPERDAS_TL_RAVEL``.
 
     Raises:
-        ValueError: unknown domain, a template without exactly one ``%s``, a bad split.
+        ValueError: unknown domain, a template without exactly one ``%s``, a bad split, a
+            truncated / corrupt / non-tar archive, a checksum mismatch, invalid JSON (each
+            message names the file).
         FileNotFoundError: no location given, or a file is missing.
     """
     if domain not in RAVEL_DOMAINS:
@@ -322,8 +347,61 @@ def load_ravel(domain: str, root: str | os.PathLike | None = None) -> RavelDomai
     if path.is_dir():
         files = read_json_from_dir(path, names)
     else:
+        verify_ravel_archive(path)
         files = read_json_from_tgz(path, names)
     return parse_ravel_domain(domain, files)
+
+
+def checksum_file_for(archive: Path) -> tuple[Path, str] | None:
+    """``(file, expected sha256)`` from a checksum file beside ``archive``: ``<name>.sha256``
+    or a ``SHA256`` / ``SHA256SUMS`` list in ``sha256sum`` format naming it; None if none."""
+    for candidate in (
+        archive.with_name(archive.name + ".sha256"),
+        archive.with_name("SHA256"),
+        archive.with_name("SHA256SUMS"),
+    ):
+        if not candidate.is_file():
+            continue
+        for line in candidate.read_text(encoding="utf-8", errors="replace").splitlines():
+            parts = line.split()
+            if not parts:
+                continue
+            named = parts[1].lstrip("*") if len(parts) > 1 else archive.name
+            if named == archive.name and len(parts[0]) == 64:
+                return candidate, parts[0].lower()
+    return None
+
+
+def verify_ravel_archive(archive: str | os.PathLike) -> str:
+    """Check a local RAVEL archive's sha256; returns it.
+
+    The published archive (:data:`RAVEL_SHA256`) passes. Any other file is checked against a
+    checksum file beside it (:func:`checksum_file_for`) and refused on a mismatch; with none,
+    a warning says the checksum could not be verified (a locally built archive, say).
+
+    Raises:
+        ValueError: the checksum file names another sha256.
+    """
+    archive = Path(archive)
+    actual = file_sha256(archive)
+    if actual == RAVEL_SHA256:
+        return actual
+    known = checksum_file_for(archive)
+    if known is not None:
+        source, expected = known
+        if actual != expected:
+            raise ValueError(
+                f"checksum mismatch for RAVEL archive {archive}: {source} says {expected}, the "
+                f"file has {actual} (truncated or altered? fetch it again)"
+            )
+        return actual
+    logger.warning(
+        "RAVEL archive %s is not the published data.tgz (sha256 %s) and has no checksum file "
+        "beside it; its checksum could not be verified",
+        archive,
+        actual,
+    )
+    return actual
 
 
 def download_ravel(

@@ -52,6 +52,10 @@ def hyperdas_intervention(
         basis = output.basis if basis_override is None else basis_override(output.basis)
         selection = fit_selection_width(output.selection, width)
         source = states.source.at(model.layer)
-        return [soft_interchange_hook_for(model.target, model.layer, source, selection, basis)]
+        # allow_empty: basis_override may be the "empty subspace" control (a deliberate no-op)
+        hook = soft_interchange_hook_for(
+            model.target, model.layer, source, selection, basis, allow_empty=True
+        )
+        return [hook]
 
     return build

@@ -2,18 +2,44 @@
 three selection read-outs -> results + checkpoint on disk. The CLI's ``train``/``evaluate`` and
 ``analyses/run_hyperdas.py`` are thin wrappers around :func:`train_and_evaluate` and
 :func:`evaluate_checkpoint`.
+
+Nothing lost, nothing silent: :func:`preflight` checks everything that can be checked before
+the model loads (output folder writable and free, an existing checkpoint compatible with the
+run, the data readable and its attributes present), and the results files are replaced
+atomically after *each* split, so a failure late in the evaluation keeps what was scored
+(``"complete": false`` in ``results.json`` until the last split is in).
 """
 
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hyperdas_tl.experiment import TEST_SPLITS, DataConfig, ExperimentData, build_experiment_data
-from hyperdas_tl.hyperdas.checkpoint import load_hyperdas, read_checkpoint_config
-from hyperdas_tl.hyperdas.config import SELECTION_MODES, HyperDASConfig, SelectionMode
+from hyperdas_tl.atomic_write import write_text_atomically
+from hyperdas_tl.experiment import (
+    TEST_SPLITS,
+    DataConfig,
+    ExperimentData,
+    build_experiment_data,
+    load_domain,
+)
+from hyperdas_tl.hyperdas.checkpoint import (
+    ARCHITECTURE_FIELDS,
+    check_checkpoint_consistent,
+    check_training_files,
+    has_checkpoint,
+    load_hyperdas,
+    read_checkpoint_config,
+)
+from hyperdas_tl.hyperdas.config import (
+    SELECTION_MODES,
+    HyperDASConfig,
+    SelectionMode,
+    default_k,
+)
 from hyperdas_tl.hyperdas.intervention import hyperdas_intervention
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.hyperdas.train import TrainResult, train_hyperdas
@@ -26,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
+CHECKPOINT_DIR = "checkpoint"
 
 
 @dataclass
@@ -91,10 +118,12 @@ def evaluate_hyperdas(
     selection_modes: tuple[SelectionMode, ...] = SELECTION_MODES,
     eval_config: EvalConfig | None = None,
     name: str = "HyperDAS",
+    on_split: Callable[[list[EvalResult]], None] | None = None,
 ) -> list[EvalResult]:
     """Score every read-out on every split (each split is a RAVEL test setting); methods are
-    named ``"{name} ({read-out})"``."""
-    results = []
+    named ``"{name} ({read-out})"``. ``on_split(results so far)`` runs after each split (see
+    :func:`split_results_writer`)."""
+    results: list[EvalResult] = []
     for split in splits:
         batches = data.batches.get(split)
         if not batches:
@@ -112,15 +141,136 @@ def evaluate_hyperdas(
                     metadata={"layer": model.layer, "k": model.config.k},
                 )
             )
+        if on_split is not None:
+            on_split(list(results))
     return results
 
 
-def write_results(out_dir: Path, results: list[EvalResult], extra: dict[str, Any]) -> None:
-    """``results.json`` (every score + run metadata) and ``results.md`` (the tables)."""
+def write_results(
+    out_dir: Path, results: list[EvalResult], extra: dict[str, Any], *, complete: bool = True
+) -> None:
+    """``results.json`` (every score + run metadata) and ``results.md`` (the tables), each
+    replaced in one atomic rename. ``complete=False`` marks a file written before every split
+    was scored; ``finished_splits`` lists the splits it holds."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    payload = {**extra, "results": [r.to_dict() for r in results]}
-    (out_dir / RESULTS_JSON).write_text(json.dumps(payload, indent=2) + "\n")
-    (out_dir / RESULTS_MD).write_text(results_to_markdown(results) + "\n")
+    payload = {
+        **extra,
+        "complete": complete,
+        "finished_splits": list(dict.fromkeys(r.setting for r in results)),
+        "results": [r.to_dict() for r in results],
+    }
+    write_text_atomically(out_dir / RESULTS_JSON, json.dumps(payload, indent=2) + "\n")
+    write_text_atomically(out_dir / RESULTS_MD, results_to_markdown(results) + "\n")
+    logger.info("results (%s) written to %s", ", ".join(payload["finished_splits"]), out_dir)
+
+
+def split_results_writer(
+    out_dir: str | Path | None, extra: dict[str, Any]
+) -> Callable[[list[EvalResult]], None] | None:
+    """An ``on_split`` for :func:`evaluate_hyperdas` that writes the results so far (marked
+    incomplete) after every split; None without an ``out_dir``."""
+    if out_dir is None:
+        return None
+
+    def write(results: list[EvalResult]) -> None:
+        write_results(Path(out_dir), results, extra, complete=False)
+
+    return write
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def check_resumable(checkpoint: Path, profile: Profile, model_name: str) -> None:
+    """Raise ``ValueError`` unless the training checkpoint can continue this run: readable and
+    consistent, trained on ``model_name``, with the architecture and data the profile asks for."""
+    config = check_checkpoint_consistent(checkpoint)
+    check_training_files(checkpoint)
+    _, target = read_checkpoint_config(checkpoint)
+    if config.target_model != model_name:
+        raise ValueError(
+            f"{checkpoint} was trained on model {config.target_model!r}, not {model_name!r}; "
+            f"pass --model {config.target_model} to resume it, or choose another --out"
+        )
+    wanted = replace(profile.hyperdas, target_model=model_name)
+    n_layers, d_model = int(target["n_layers"]), int(target["d_model"])
+    resolved = {
+        "layer": n_layers // 2 if wanted.layer is None else wanted.layer,
+        "k": default_k(d_model) if wanted.k is None else wanted.k,
+        "n_hypernet_layers": min(wanted.n_hypernet_layers, n_layers),
+    }
+    for name in ARCHITECTURE_FIELDS:
+        asked = resolved.get(name, getattr(wanted, name))
+        if getattr(config, name) != asked:
+            raise ValueError(
+                f"{checkpoint} was trained with {name}={getattr(config, name)!r}, but this run "
+                f"asks for {name}={asked!r} (--{name.replace('_', '-')}); resume with the "
+                "checkpoint's settings, or choose another --out"
+            )
+    recorded, asked_data = _as_json(config.data), _as_json(profile.data.to_dict())
+    if recorded and recorded != asked_data:
+        keys = sorted(
+            k for k in set(recorded) | set(asked_data) if recorded.get(k) != asked_data.get(k)
+        )
+        first = keys[0]
+        raise ValueError(
+            f"{checkpoint} was trained on other data: {first}={recorded.get(first)!r} there, "
+            f"{first}={asked_data.get(first)!r} in this run (differing: {', '.join(keys)}); "
+            "resume with the same data options, or choose another --out"
+        )
+
+
+def check_data(config: DataConfig) -> None:
+    """Raise ``ValueError`` unless the data loads (archive readable, checksum verified when
+    known) and has every target attribute."""
+    domain = load_domain(config)
+    missing = [a for a in config.attributes if a not in domain.attributes]
+    if missing:
+        raise ValueError(
+            f"attributes {missing} are not in the {config.source} {config.domain!r} domain; "
+            f"known: {sorted(domain.attributes)}"
+        )
+
+
+def preflight(
+    profile: Profile,
+    *,
+    model_name: str,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+) -> None:
+    """Everything :func:`train_and_evaluate` can check before it loads the model: the output
+    folder (writable, not full), an existing checkpoint there (refused without ``resume``;
+    with it, compatible), the data (readable, attributes present). Raises ``ValueError``."""
+    from hyperdas_tl.run_dir import check_out_dir
+
+    if out_dir is None:
+        if resume:
+            raise ValueError("resume needs an output folder (--out) that holds the checkpoint")
+    else:
+        out = check_out_dir(out_dir)
+        checkpoint = out / CHECKPOINT_DIR
+        if has_checkpoint(checkpoint):
+            if not resume:
+                raise ValueError(
+                    f"{out} already holds a checkpoint ({checkpoint}); pass --resume "
+                    "(resume=True) to continue it, or choose another --out"
+                )
+            check_resumable(checkpoint, profile, model_name)
+    check_data(profile.data)
+
+
+def preflight_evaluation(checkpoint_dir: str | Path, out_dir: str | Path | None = None) -> None:
+    """What :func:`evaluate_checkpoint` can check before it loads the model: the checkpoint
+    (readable, consistent), its recorded data, the output folder."""
+    from hyperdas_tl.run_dir import check_out_dir
+
+    config = check_checkpoint_consistent(checkpoint_dir)
+    check_data(DataConfig.from_dict(config.data))
+    if out_dir is not None:
+        check_out_dir(out_dir)
 
 
 def train_and_evaluate(
@@ -140,6 +290,7 @@ def train_and_evaluate(
     count (``threads``; None keeps torch's) and deterministic algorithms are fixed first
     (:func:`hyperdas_tl.provenance.make_reproducible`) and recorded in ``results.json``.
     """
+    preflight(profile, model_name=model_name, out_dir=out_dir, resume=resume)
     threads = make_reproducible(profile.hyperdas.seed, threads)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
@@ -165,7 +316,13 @@ def train_and_evaluate(
     )
     seconds["train"] = time.perf_counter() - start
     start = time.perf_counter()
-    results = evaluate_hyperdas(model, data, eval_config=profile.eval_config(progress))
+    partial = {"model": model_name, "hyperdas": model.config.to_dict(), "examples": data.counts()}
+    results = evaluate_hyperdas(
+        model,
+        data,
+        eval_config=profile.eval_config(progress),
+        on_split=split_results_writer(out, partial),
+    )
     seconds["evaluate"] = time.perf_counter() - start
     if out is not None:
         write_results(
@@ -197,6 +354,7 @@ def evaluate_checkpoint(
     precision: Precision = "auto",
 ) -> RunResult:
     """Re-build the checkpoint's data (recorded in its config) and score it again."""
+    preflight_evaluation(checkpoint_dir, out_dir)
     config, _ = read_checkpoint_config(checkpoint_dir)
     dtype = resolve_precision(precision, device or default_device())
     target = load_model(config.target_model, device=device, dtype=dtype)
@@ -206,7 +364,10 @@ def evaluate_checkpoint(
     )
     eval_config = EvalConfig(modes=eval_modes, show_progress=progress)  # type: ignore[arg-type]
     start = time.perf_counter()
-    results = evaluate_hyperdas(model, data, eval_config=eval_config)
+    partial = {"model": config.target_model, "hyperdas": config.to_dict()}
+    results = evaluate_hyperdas(
+        model, data, eval_config=eval_config, on_split=split_results_writer(out_dir, partial)
+    )
     seconds = {"evaluate": time.perf_counter() - start}
     if out_dir is not None:
         write_results(

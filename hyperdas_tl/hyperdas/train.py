@@ -217,7 +217,7 @@ def train_hyperdas(
         state = load_training_state(checkpoint_dir, optimizer)
         logger.info("Resuming HyperDAS training from step %d (%s)", state.step, checkpoint_dir)
     elif resume:
-        logger.info("No checkpoint in %s; starting a fresh run", checkpoint_dir)
+        logger.warning("resume: no checkpoint in %s; starting a fresh run", checkpoint_dir)
 
     base_lrs = [group["base_lr"] for group in optimizer.param_groups]
     running = state.history[-1]["running_loss"] if state.history else None

@@ -133,3 +133,17 @@ def test_collate_errors(smollm2_tok):
         collate_examples([example(label="")], smollm2_tok)
     with pytest.raises(ValueError, match="'Oslo' does not occur"):
         collate_examples([example(base_entity="Oslo")], smollm2_tok)
+
+
+def test_rows_longer_than_the_context_name_the_example(smollm2_tok):
+    long = example(base_prompt="word " * 300 + '{"city": "Aalborg", "country": "')
+    batch = collate_examples([example(), long], smollm2_tok)  # no n_ctx: no check (as before)
+    assert batch.base_ids.shape[1] > 256
+    with pytest.raises(
+        ValueError, match=r"base prompt \+ label of example Country/cause.*n_ctx=256"
+    ):
+        collate_examples([example(), long], smollm2_tok, n_ctx=256)
+    far_source = example(source_prompt="word " * 300 + "Ouagadougou")
+    with pytest.raises(ValueError, match="source of example .* tokens, more than"):
+        collate_examples([far_source], smollm2_tok, n_ctx=256)
+    assert collate_examples([example()], smollm2_tok, n_ctx=256).base_ids.shape[1] < 256

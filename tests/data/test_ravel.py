@@ -141,3 +141,62 @@ def test_real_archive_layout_is_what_the_loader_reads(ravel_archive):
     with tarfile.open(ravel_archive) as tar:
         names = {Path(m.name).name for m in tar.getmembers() if m.isfile()}
     assert len(names) == 25
+
+
+def truncated_copy(archive: Path, folder: Path) -> Path:
+    truncated = folder / "truncated" / "data.tgz"
+    truncated.parent.mkdir()
+    blob = archive.read_bytes()
+    truncated.write_bytes(blob[: len(blob) // 2])
+    return truncated
+
+
+def test_truncated_archive_names_the_file(tiny_ravel_tgz, tmp_path):
+    truncated = truncated_copy(tiny_ravel_tgz, tmp_path)
+    with pytest.raises(ValueError, match=f"RAVEL archive {truncated} is truncated"):
+        load_ravel("city", truncated)
+
+
+@pytest.mark.ravel
+def test_truncated_copy_of_the_real_archive_names_the_file(ravel_archive, tmp_path):
+    truncated = truncated_copy(ravel_archive, tmp_path)
+    with pytest.raises(ValueError, match=f"RAVEL archive {truncated} is truncated.*EOFError"):
+        load_ravel("city", truncated)
+
+
+def test_a_file_that_is_not_a_tar_archive_names_the_file(tmp_path):
+    bogus = tmp_path / "data.tgz"
+    bogus.write_text("this is not an archive\n")
+    with pytest.raises(ValueError, match=f"RAVEL archive {bogus} is .*not a .tgz.*ReadError"):
+        load_ravel("city", bogus)
+
+
+def test_invalid_json_names_the_file(tiny_ravel_dir, tmp_path):
+    broken = tiny_ravel_dir / "data" / "ravel_city_entity_to_split.json"
+    broken.write_text('{"Paris": "train",')
+    with pytest.raises(ValueError, match="ravel_city_entity_to_split.json is not valid JSON"):
+        load_ravel("city", tiny_ravel_dir)
+    archive = tmp_path / "broken.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tiny_ravel_dir / "data", arcname="data")
+    with pytest.raises(ValueError, match=r"broken.tgz:data/ravel_city_entity_to_split.json is not"):
+        load_ravel("city", archive)
+
+
+@pytest.mark.ravel
+def test_local_archive_checksum_is_verified(ravel_archive, tiny_ravel_tgz, caplog):
+    from hyperdas_tl.data.ravel import RAVEL_SHA256, verify_ravel_archive
+
+    assert verify_ravel_archive(ravel_archive) == RAVEL_SHA256  # the published archive
+    with caplog.at_level("WARNING"):
+        load_ravel("city", tiny_ravel_tgz)  # no checksum known: loads, says so
+    assert "could not be verified" in caplog.text
+    sidecar = tiny_ravel_tgz.with_name("SHA256")
+    sidecar.write_text(f"{'0' * 64}  {tiny_ravel_tgz.name}\n")
+    with pytest.raises(ValueError, match=f"checksum mismatch for RAVEL archive {tiny_ravel_tgz}"):
+        load_ravel("city", tiny_ravel_tgz)
+    sidecar.write_text(f"{file_sha256(tiny_ravel_tgz)}  {tiny_ravel_tgz.name}\n")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        load_ravel("city", tiny_ravel_tgz)
+    assert "could not be verified" not in caplog.text

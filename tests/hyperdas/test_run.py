@@ -1,6 +1,7 @@
 """The end-to-end path the CLI runs: real SmolLM2, offline GeoNames data, tiny caps."""
 
 import json
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -67,3 +68,122 @@ def test_cli_training_options_reach_the_profile():
     assert config.cache_target_states
     default = profile_from_args(build_parser().parse_args(["train"])).hyperdas
     assert default.head_lr is None and not default.cache_target_states
+
+
+# --- nothing lost, nothing silent (tiny model + oracle data, see tests/oracle_run.py) -------
+
+
+@pytest.fixture
+def oracle(tmp_path, monkeypatch):
+    """The oracle RAVEL folder (the instance cache answers every stored value)."""
+    from oracle_run import use_oracle_cache, write_ravel
+
+    use_oracle_cache(tmp_path / "cache", monkeypatch)
+    return write_ravel(tmp_path / "ravel")
+
+
+def tiny_profile(ravel, **hyperdas):
+    from hyperdas_tl.hyperdas.config import HyperDASConfig
+
+    settings = dict(layer=2, k=4, n_hypernet_layers=1, n_steps=2, eval_every=2)
+    settings.update(hyperdas)
+    return replace(
+        PROFILES["small"],
+        data=DataConfig(
+            source="ravel", ravel_path=str(ravel), train_pairs=8, eval_pairs=4, batch_size=4
+        ),
+        hyperdas=HyperDASConfig(**settings),
+        eval_modes=("teacher_forced",),
+    )
+
+
+def no_model(*args, **kwargs):
+    raise AssertionError("the model was loaded before the bad input was found")
+
+
+def test_a_late_failure_keeps_the_results_of_finished_splits(
+    oracle, tiny_target, tmp_path, monkeypatch
+):
+    import hyperdas_tl.hyperdas.run as run_module
+
+    real_evaluate = run_module.evaluate
+
+    def evaluate(*args, setting, **kwargs):
+        if setting == "test_context":
+            raise ValueError("label ' --' is empty after normalisation")
+        return real_evaluate(*args, setting=setting, **kwargs)
+
+    monkeypatch.setattr(run_module, "evaluate", evaluate)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="empty after normalisation"):
+        train_and_evaluate(tiny_profile(oracle), model_name="tiny-llama", out_dir=out,
+                           target=tiny_target, progress=False)  # fmt: skip
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["complete"] is False and saved["finished_splits"] == ["test_entity"]
+    assert {r["setting"] for r in saved["results"]} == {"test_entity"}
+    assert len(saved["results"]) == 3  # every read-out of the finished split
+    assert "test_entity" in (out / "results.md").read_text()
+    assert (out / "checkpoint" / "config.json").is_file()
+    assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
+
+    monkeypatch.setattr(run_module, "evaluate", real_evaluate)
+    again = evaluate_checkpoint(out / "checkpoint", out_dir=out, eval_modes=("teacher_forced",),
+                                progress=False)  # fmt: skip
+    assert {r.setting for r in again.results} == {"test_entity", "test_context"}
+    assert json.loads((out / "results.json").read_text())["complete"] is True
+
+
+def saved_training_checkpoint(out, target, profile, model_name="tiny-llama"):
+    from hyperdas_tl.hyperdas.checkpoint import save_checkpoint
+    from hyperdas_tl.hyperdas.model import HyperDAS
+    from hyperdas_tl.hyperdas.train import build_optimizer
+
+    config = replace(profile.hyperdas, target_model=model_name, data=profile.data.to_dict())
+    model = HyperDAS(target, config)
+    save_checkpoint(out / "checkpoint", model, optimizer=build_optimizer(model, model.config))
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("rerun", r"already holds a checkpoint .* pass --resume"),
+        ("other model", r"trained on model 'smollm2-135m', not 'tiny-llama'; pass --model"),
+        ("other layer", r"trained with layer=2, but this run asks for layer=1 \(--layer\)"),
+        ("other data", r"trained on other data: train_pairs=8 there, train_pairs=16 in this run"),
+        ("no optimiser", r"holds no training state .* cannot be resumed"),
+        ("bad attribute", r"attributes \['Favourite Colour'\] are not in the ravel 'city'"),
+        ("full disk", r"has only 1 MiB free; a run needs at least 100 MiB"),
+    ],
+)
+def test_preflight_finds_bad_input_before_the_model_loads(
+    oracle, tiny_target, tmp_path, monkeypatch, case, message
+):
+    import hyperdas_tl.hyperdas.run as run_module
+    import hyperdas_tl.run_dir as run_dir
+
+    monkeypatch.setattr(run_module, "load_model", no_model)
+    out, profile, resume = tmp_path / "out", tiny_profile(oracle), True
+    if case == "rerun":
+        saved_training_checkpoint(out, tiny_target, profile)
+        resume = False
+    elif case == "other model":
+        saved_training_checkpoint(out, tiny_target, profile, model_name="smollm2-135m")
+    elif case == "other layer":
+        saved_training_checkpoint(out, tiny_target, profile)
+        profile = replace(profile, hyperdas=replace(profile.hyperdas, layer=1))
+    elif case == "other data":
+        saved_training_checkpoint(out, tiny_target, profile)
+        profile = replace(profile, data=replace(profile.data, train_pairs=16))
+    elif case == "no optimiser":
+        from hyperdas_tl.hyperdas.checkpoint import save_checkpoint
+        from hyperdas_tl.hyperdas.model import HyperDAS
+
+        config = replace(profile.hyperdas, target_model="tiny-llama", data=profile.data.to_dict())
+        save_checkpoint(out / "checkpoint", HyperDAS(tiny_target, config))
+    elif case == "bad attribute":
+        profile = replace(profile, data=replace(profile.data, attributes=("Favourite Colour",)))
+    elif case == "full disk":
+        usage = shutil.disk_usage(tmp_path)
+        monkeypatch.setattr(run_dir.shutil, "disk_usage", lambda p: usage._replace(free=2**20))
+    with pytest.raises(ValueError, match=message):
+        train_and_evaluate(profile, model_name="tiny-llama", out_dir=out, resume=resume)
