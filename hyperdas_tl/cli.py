@@ -183,7 +183,7 @@ def profile_from_args(args: argparse.Namespace):
         "lr": args.lr,
         "head_lr": args.head_lr,
         "null_init_weight": args.null_init_weight,
-        "cache_target_states": True if args.cache_states else None,
+        "cache_target_states": None if args.cache_states else False,
         "checkpoint_every": args.checkpoint_every,
         "seed": args.seed,
     }
@@ -311,7 +311,10 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
         "--null-init-weight", type=open_unit_float, default=None, help="starting 'keep base' weight"
     )
     parser.add_argument(
-        "--cache-states", action="store_true", help="keep frozen target states across epochs"
+        "--no-cache-states",
+        dest="cache_states",
+        action="store_false",
+        help="recompute the frozen target states on every visit (the cache is on by default)",
     )
     parser.add_argument(
         "--eval-modes",

@@ -61,13 +61,13 @@ def test_cli_training_options_reach_the_profile():
 
     args = build_parser().parse_args(
         ["train", "--profile", "quick", "--head-lr", "2e-3", "--null-init-weight", "0.4",
-         "--cache-states", "--lr", "5e-5"]
+         "--no-cache-states", "--lr", "5e-5"]
     )  # fmt: skip
     config = profile_from_args(args).hyperdas
     assert (config.head_lr, config.null_init_weight, config.lr) == (2e-3, 0.4, 5e-5)
-    assert config.cache_target_states
+    assert not config.cache_target_states
     default = profile_from_args(build_parser().parse_args(["train"])).hyperdas
-    assert default.head_lr is None and not default.cache_target_states
+    assert default.head_lr is None and default.cache_target_states  # on by default
 
 
 # --- nothing lost, nothing silent (tiny model + oracle data, see tests/oracle_run.py) -------
