@@ -236,6 +236,7 @@ def run_train(args: argparse.Namespace) -> int:
                 out_dir=args.out,
                 device=args.device,
                 resume=args.resume,
+                threads=args.threads,
             )
     print(f"trained {run.train.steps} steps; seconds: {run.seconds}")
     print_results(run.results, run.out_dir)
@@ -288,6 +289,9 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="also save a (crash-safe) checkpoint every N steps, for --resume",
+    )
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help="torch threads (recorded in results)"
     )
     parser.add_argument("--source", choices=("geonames", "ravel"), default=None)
     parser.add_argument(
@@ -379,7 +383,37 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, default=None)
     ev.add_argument("--device", default=None)
     ev.set_defaults(func=run_evaluate)
+
+    rep = commands.add_parser(
+        "reproduce", help="re-run a results file's recorded command into a fresh folder, compare"
+    )
+    add_common_args(rep, top_level=False)
+    rep.add_argument("results", type=Path, help="a results JSON with a provenance block")
+    rep.add_argument("--out", type=Path, default=None, help="default: runs/reproduce/<name>-<time>")
+    rep.add_argument(
+        "--tolerance", type=_non_negative_float, default=0.0, help="max |delta| per score"
+    )
+    rep.set_defaults(func=run_reproduce)
     return parser
+
+
+def _non_negative_float(text: str) -> float:
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    from hyperdas_tl.reproduce import reproduce
+
+    report = reproduce(args.results, out_dir=args.out, tolerance=args.tolerance)
+    print(report.summary())
+    for diff in report.differences[:20]:
+        print(f"  {diff.path}: {diff.original} -> {diff.reproduced}")
+    for name, change in report.environment_changes.items():
+        print(f"  environment: {name} {change['recorded']} -> {change['now']}")
+    return 0 if report.ok else 1
 
 
 def is_expected(error: BaseException) -> bool:
