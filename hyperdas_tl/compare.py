@@ -454,7 +454,8 @@ def score_set(
     *,
     paired_with: Sequence[float] | None = None,
 ) -> ScoreSet:
-    """Cause / Isolate / Disentangle intervals, macro-averaged over attributes; with
+    """Cause / Isolate / Disentangle intervals, macro-averaged over attributes (Disentangle over
+    the attributes that have both kinds, as :func:`hyperdas_tl.metrics.summarise`); with
     ``paired_with`` (another method's values on the same examples), the intervals of the paired
     difference ``values - paired_with`` (:func:`hyperdas_tl.stats.paired_difference`)."""
     values_array = np.asarray(values, dtype=float)
@@ -479,13 +480,17 @@ def score_set(
 
     cause = interval(kinds_array == "cause", attributes_array)
     isolate = interval(kinds_array == "isolate", attributes_array)
+    # Disentangle as RAVEL (and metrics.summarise) defines it: per attribute (cause + isolate) / 2,
+    # averaged over the attributes that have both kinds
+    complete = [
+        a
+        for a in sorted(set(attributes_array.tolist()))
+        if {"cause", "isolate"} <= set(kinds_array[attributes_array == a].tolist())
+    ]
     kind_cells = np.array(
         [f"{a}\x00{k}" for a, k in zip(attributes_array, kinds_array, strict=True)]
     )
-    everything = np.ones(len(values_array), dtype=bool)
-    disentangle = (
-        interval(everything, kind_cells) if cause is not None and isolate is not None else None
-    )
+    disentangle = interval(np.isin(attributes_array, complete), kind_cells)
     return ScoreSet(cause=cause, isolate=isolate, disentangle=disentangle)
 
 
@@ -842,6 +847,7 @@ def _das_config(ctx: _Context, objective: Objective, seed: int) -> DASConfig:
         max_label_tokens=ctx.settings.max_label_tokens,
         seed=seed,
         show_progress=ctx.settings.show_progress,
+        batch_size=ctx.data.config.batch_size,
         patience=ctx.settings.das_patience,
     )
 
@@ -1034,6 +1040,7 @@ def choose_layer(
             max_label_tokens=settings.max_label_tokens,
             seed=seed,
             show_progress=settings.show_progress,
+            batch_size=data.config.batch_size,
         )
         subspaces = train_attribute_subspaces(model, train, val, config, attributes, [lr])
         result = evaluate(
@@ -1180,6 +1187,11 @@ def compare_methods(
     for split in splits:
         _split_batches(data, split)
     attributes = _attributes(data)
+    if any("DAS" in m and m != "HyperDAS" for m in methods) and len(settings.das_lrs) < 3:
+        logger.warning(
+            "DAS / MDAS choose among %d learning rate(s); RAVEL's protocol wants at least 3",
+            len(settings.das_lrs),
+        )
     domains = {e.domain for examples in data.examples.values() for e in examples}
     if len(domains) != 1:
         raise ValueError(f"one domain per comparison, got {sorted(domains)}")

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -15,6 +16,7 @@ from hyperdas_tl.compare import (
     read_records,
 )
 from hyperdas_tl.hyperdas.config import HyperDASConfig
+from hyperdas_tl.metrics import Judgement, summarise
 from hyperdas_tl.stats import BootstrapConfig
 
 EVAL_SPLITS = ("val_entity", "test_entity")  # the data's splits but train (two keep it fast)
@@ -142,6 +144,44 @@ def test_records_are_complete_and_recompute_the_summary(run, data):
         settings=SETTINGS,
     )
     assert again.summary() == report.summary()
+
+
+def test_point_estimates_agree_with_metrics_summarise(run):
+    _, report, *_ = run
+    for score in report.scores:
+        for seed in score.seeds or [None]:
+            mine = [
+                r
+                for r in report.records
+                if (r.method, r.seed, r.split) == (score.method, seed, score.split)
+            ]
+            judgements = [
+                Judgement(r.domain, r.attribute, r.split, r.kind, r.mode, r.correct) for r in mine
+            ]
+            (domain,) = summarise(judgements)[1]
+            scores = score.pooled if seed is None else score.per_seed[seed]
+            for metric in ("cause", "isolate", "disentangle"):
+                expected = getattr(domain, metric)
+                assert scores.get(metric).mean == pytest.approx(expected), (score.method, metric)
+
+
+def test_a_missing_kind_leaves_that_attribute_out_of_disentangle():
+    settings = CompareSettings(bootstrap=BootstrapConfig(n_resamples=200))
+    country = records_of("DAS", [1, 0, 1, 1, 0, 1, 1, 1], seed=0)
+    continent = [
+        dataclasses.replace(r, attribute="Continent", example_id=r.example_id + "c")
+        for r in records_of("DAS", [0, 0, 1, 0], seed=0, kinds=["isolate"] * 4)
+    ]
+    report = build_report(country + continent, domain="city", layer=1, k=4, methods=["DAS"],
+                          seeds=[0], splits=["test_entity"], settings=settings)  # fmt: skip
+    judgements = [
+        Judgement(r.domain, r.attribute, r.split, r.kind, r.mode, r.correct)
+        for r in country + continent
+    ]
+    (domain,) = summarise(judgements)[1]
+    pooled = report.score("DAS", "test_entity").pooled
+    assert pooled.disentangle.mean == pytest.approx(domain.disentangle) == (0.75 + 0.75) / 2
+    assert pooled.isolate.mean == pytest.approx(domain.isolate) == (0.75 + 0.25) / 2
 
 
 def test_layer_is_chosen_on_validation_and_curves_are_saved(run):

@@ -2,12 +2,15 @@ import pytest
 import torch
 from bad_input import raises_bad_input
 from das_planted_task import batches_of, planted_rows, principal_cosines, shared_planted_task
+from synthetic_batches import Row, make_batch
 
 from hyperdas_tl.baselines.das import (
     DASConfig,
     DASIntervention,
     SubspaceBasis,
     attribute_subspace_intervention,
+    concat_batches,
+    regroup,
     search_lr,
     select_rows,
     train_attribute_subspaces,
@@ -291,3 +294,34 @@ def test_attribute_config_validation_and_missing_rows(planted, two_attributes):
         train_das(planted.model, train, DASConfig(layer=1, attribute="C", show_progress=False))
     with raises_bad_input("at least one learning rate"):
         search_lr(planted.model, train, val, DASConfig(layer=1), [])
+
+
+def test_regrouped_rows_score_exactly_as_the_original_batches(tiny_model):
+    g = torch.Generator().manual_seed(0)
+
+    def row(n_base, n_source, kind):
+        base = torch.randint(1000, 3000, (n_base,), generator=g).tolist()
+        source = torch.randint(1000, 3000, (n_source,), generator=g).tolist()
+        label = torch.randint(1000, 3000, (2,), generator=g).tolist()
+        return Row(base, 1, source, n_source - 1, label, kind=kind)
+
+    shapes = [(4, 3), (7, 5), (5, 6), (3, 4), (6, 3), (8, 7), (4, 5)]
+    batches = [
+        make_batch([row(b, s, ("cause", "isolate")[i % 2]) for i, (b, s) in enumerate(shapes[:3])]),
+        make_batch([row(b, s, ("cause", "isolate")[i % 2]) for i, (b, s) in enumerate(shapes[3:])]),
+    ]
+    merged = concat_batches(batches)
+    assert len(merged) == 7 and merged.base_ids.shape[1] == 10  # 8 prompt + 2 label tokens
+    assert merged.examples == batches[0].examples + batches[1].examples
+    regrouped = regroup(batches, 5)
+    assert [len(b) for b in regrouped] == [5, 2]
+    assert regrouped[1].base_ids.shape[1] == 10 and regrouped[0].source_ids.shape[1] == 6
+    basis = torch.linalg.qr(torch.randn(tiny_model.cfg.d_model, 8)).Q
+    intervention = entity_subspace_intervention(tiny_model, 1, basis)
+    config = EvalConfig(modes=("teacher_forced",), show_progress=False)
+    first = evaluate(tiny_model, batches, intervention, method="x", config=config)
+    second = evaluate(tiny_model, regrouped, intervention, method="x", config=config)
+    assert first.judgements == second.judgements
+    assert DASConfig(layer=1, batch_size=4).batch_size == 4
+    with raises_bad_input("batch_size"):
+        DASConfig(layer=1, batch_size=0)
