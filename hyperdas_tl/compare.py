@@ -178,8 +178,11 @@ class CompareSettings:
         self.das_lrs = tuple(float(lr) for lr in self.das_lrs)
         if not self.modes or any(m not in JUDGE_MODES for m in self.modes):
             raise ValueError(f"modes must be a non-empty subset of {JUDGE_MODES}, got {self.modes}")
-        if self.val_split == "train":
-            raise ValueError("val_split must not be the training split")
+        if self.val_split == "train" or self.val_split.startswith("test"):
+            raise ValueError(
+                f"val_split must be a validation split (choices are made on it), got "
+                f"{self.val_split!r}"
+            )
         if self.eval_splits is not None and "train" in self.eval_splits:
             raise ValueError("eval_splits must not include the training split")
         if not self.das_lrs or any(not lr > 0 for lr in self.das_lrs):

@@ -273,6 +273,8 @@ def test_report_of_hand_made_records():
 def test_settings_validation_and_round_trip():
     with raises_bad_input("val_split"):
         CompareSettings(val_split="train")
+    with raises_bad_input("val_split"):
+        CompareSettings(val_split="test_entity")  # nothing is ever chosen on a test split
     with raises_bad_input("das_lrs"):
         CompareSettings(das_lrs=())
     with raises_bad_input("modes"):
