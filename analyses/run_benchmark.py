@@ -29,7 +29,9 @@ import torch
 from hyperdas_tl.compare import DEFAULT_METHODS, METHODS, CompareSettings, compare_methods
 from hyperdas_tl.experiment import DataConfig, build_experiment_data
 from hyperdas_tl.hyperdas.config import HyperDASConfig
-from hyperdas_tl.models import KNOWN_MODELS, load_model
+from hyperdas_tl.models import KNOWN_MODELS, default_device, load_model
+from hyperdas_tl.precision import PRECISIONS, precision_name, resolve_precision
+from hyperdas_tl.provenance import make_reproducible, run_provenance
 from hyperdas_tl.stats import BOOTSTRAP_METHODS, BootstrapConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,9 +125,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--n-hypernet-layers", type=int, default=8)
     run.add_argument("--selection-score", choices=("dot", "cosine"), default="dot")
     run.add_argument(
-        "--cache-states",
+        "--no-cache-states",
         action="store_true",
-        help="keep HyperDAS's frozen target states in memory across epochs",
+        help="recompute HyperDAS's frozen target states on every visit (default: cached)",
     )
 
     stats = p.add_argument_group("intervals")
@@ -137,6 +139,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     out = p.add_argument_group("machine and output")
     out.add_argument("--device", default=None, help="default: CUDA when available")
+    out.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="dtype of the frozen target (auto: bf16 where the hardware has it)",
+    )
     out.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     out.add_argument(
         "--out",
@@ -184,19 +192,25 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.out} holds committed files ({tracked[0]}, ...); pass --allow-committed to "
             "write there or choose another --out"
         )
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = make_reproducible(args.seeds[0], args.threads)
+    device = args.device or default_device()
+    dtype = resolve_precision(args.precision, device)
     command = shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv)
     metadata = {
         "command": command,
-        "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "machine": f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}, cuda {torch.cuda.is_available()}",
+        "machine": f"{os.cpu_count()} CPUs, {threads} torch threads, torch {torch.__version__}, "
+        f"cuda {torch.cuda.is_available()}",
         "model": args.model,
+        "provenance": run_provenance(
+            seed=args.seeds[0],
+            threads=threads,
+            dtype=precision_name(dtype),
+            argv=None if argv is None else ["analyses/run_benchmark.py", *argv],
+        ),
     }
 
     start = time.perf_counter()
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=device, dtype=dtype)
     data_config = DataConfig(
         source=args.source,
         domain=args.domain,
@@ -224,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
         head_lr=args.hyperdas_head_lr,
         null_init_weight=args.null_init_weight,
         selection_score=args.selection_score,
-        cache_target_states=args.cache_states,
+        cache_target_states=not args.no_cache_states,
     )
     settings = CompareSettings(
         val_split=args.val_split,

@@ -77,6 +77,7 @@ from hyperdas_tl.metrics import (
     example_id,
     no_intervention,
 )
+from hyperdas_tl.precision import model_dtype, precision_name
 from hyperdas_tl.stats import (
     BootstrapConfig,
     Interval,
@@ -1109,6 +1110,7 @@ def _fingerprint(
             "name": str(getattr(cfg, "model_name", "")),
             "n_layers": int(cfg.n_layers),
             "d_model": int(cfg.d_model),
+            "dtype": precision_name(model_dtype(model)),
         },
         "data": data.config.to_dict(),
         "examples_sha1": digest.hexdigest(),

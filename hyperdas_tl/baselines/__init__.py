@@ -15,7 +15,6 @@ Every baseline is scored by :func:`hyperdas_tl.metrics.evaluate`.
 
 from hyperdas_tl.baselines.controls import (
     full_residual_swap_intervention,
-    random_orthonormal_basis,
     random_subspace_intervention,
 )
 from hyperdas_tl.baselines.das import (
@@ -65,7 +64,6 @@ __all__ = [
     "full_residual_swap_intervention",
     "layer_sweep",
     "probe_samples",
-    "random_orthonormal_basis",
     "random_subspace_intervention",
     "regroup",
     "search_lr",

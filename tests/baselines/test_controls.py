@@ -1,11 +1,9 @@
 import pytest
 import torch
-from bad_input import raises_bad_input
 from das_planted_task import batches_of, planted_rows, shared_planted_task
 
 from hyperdas_tl.baselines.controls import (
     full_residual_swap_intervention,
-    random_orthonormal_basis,
     random_subspace_intervention,
 )
 from hyperdas_tl.metrics import EvalConfig, evaluate, no_intervention
@@ -23,16 +21,6 @@ def test_batches(planted):
     rows = planted_rows(planted, 64, ("cause", "isolate"), seed=5, split="test")
     rows += planted_rows(planted, 64, ("cause", "isolate"), seed=6, split="test", attribute="B")
     return batches_of(rows, 32)
-
-
-def test_random_basis_is_orthonormal_and_seeded():
-    basis = random_orthonormal_basis(32, 5, seed=3)
-    assert basis.shape == (32, 5) and basis.dtype == torch.float32
-    assert torch.allclose(basis.T @ basis, torch.eye(5), atol=1e-5)
-    assert torch.equal(basis, random_orthonormal_basis(32, 5, seed=3))
-    assert not torch.equal(basis, random_orthonormal_basis(32, 5, seed=4))
-    with raises_bad_input("k must be"):
-        random_orthonormal_basis(8, 9)
 
 
 def test_full_swap_is_the_single_position_ceiling_and_no_intervention_the_floor(
@@ -65,3 +53,13 @@ def test_random_subspace_is_a_weak_control(planted, test_batches):
     result = evaluate(model, test_batches, random_subspace_intervention(model, 1, 2, seed=0),
                       method="random", config=SCORING)  # fmt: skip
     assert result.domain("synthetic", "teacher_forced").disentangle < 0.9
+    # seeded: the same seed is the same subspace, another seed another one
+    batch = test_batches[0]
+    width = batch.base_ids.shape[1]
+
+    def basis_of(seed):
+        ((_, hook),) = random_subspace_intervention(model, 1, 2, seed=seed)(batch, width)
+        return hook.keywords["basis"]
+
+    assert torch.equal(basis_of(3), basis_of(3)) and not torch.equal(basis_of(3), basis_of(4))
+    assert torch.allclose(basis_of(3).T @ basis_of(3), torch.eye(2), atol=1e-5)
