@@ -26,6 +26,8 @@ a base forward of ``width`` positions. DAS, MDAS, probe subspaces, HyperDAS and 
 fixed-position one (base ``entity_last`` reads source ``entity_last`` through a basis).
 """
 
+import hashlib
+import json
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +40,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from hyperdas_tl.data.batching import IGNORE_INDEX, InterventionBatch
+from hyperdas_tl.data.examples import InterventionExample
 from hyperdas_tl.data.judging import normalise
 from hyperdas_tl.generation import kv_cached_greedy_generate
 from hyperdas_tl.hooks import HookFn, capture_resid_pre, resid_pre_name, soft_interchange_hook_for
@@ -238,6 +241,25 @@ def judge_generation(
 # --------------------------------------------------------------------------- results
 
 
+EXAMPLE_ID_FIELDS = (
+    "base_prompt",
+    "base_entity",
+    "source_prompt",
+    "source_entity",
+    "target_attribute",
+    "kind",
+    "split",
+)
+"""What identifies an example across methods (see :func:`example_id`)."""
+
+
+def example_id(example: InterventionExample) -> str:
+    """A stable id of ``example`` (16 hex digits of a SHA-1 over :data:`EXAMPLE_ID_FIELDS`), so
+    the verdicts of two methods on the same example can be paired."""
+    key = json.dumps([getattr(example, name) for name in EXAMPLE_ID_FIELDS], ensure_ascii=False)
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Judgement:
     """The verdict on one example in one mode, with what it is grouped by."""
@@ -249,6 +271,10 @@ class Judgement:
     kind: Literal["cause", "isolate"]
     mode: JudgeMode
     correct: bool
+    example_id: str = ""
+    """:func:`example_id` of the example ("" when unknown); pairs verdicts across methods."""
+    base_entity: str = ""
+    """The base prompt's entity (the cluster a bootstrap resamples)."""
 
 
 @dataclass(frozen=True)
@@ -349,6 +375,8 @@ class EvalResult:
     domains: list[DomainScore]
     metadata: dict[str, Any] = field(default_factory=dict)
     """Free-form facts about the run (layer, k, run time, ...), JSON-serialisable."""
+    judgements: list[Judgement] = field(default_factory=list)
+    """The per-example verdicts the scores summarise (kept by :func:`evaluate`)."""
 
     def attribute(
         self, attribute: str, mode: JudgeMode, split: str | None = None
@@ -388,6 +416,7 @@ class EvalResult:
             "attributes": [asdict(s) for s in self.attributes],
             "domains": [{**asdict(s), "attributes": list(s.attributes)} for s in self.domains],
             "metadata": dict(self.metadata),
+            "judgements": [asdict(j) for j in self.judgements],
         }
 
     @classmethod
@@ -401,6 +430,7 @@ class EvalResult:
                 DomainScore(**{**s, "attributes": tuple(s["attributes"])}) for s in data["domains"]
             ],
             metadata=dict(data.get("metadata", {})),
+            judgements=[Judgement(**j) for j in data.get("judgements", [])],
         )
 
     def to_markdown(self) -> str:
@@ -514,6 +544,8 @@ def batch_judgements(
                 kind=example.kind,
                 mode=mode,
                 correct=bool(verdict),
+                example_id=example_id(example),
+                base_entity=example.base_entity,
             )
         )
     return judgements
@@ -556,4 +588,5 @@ def evaluate(
         attributes=attributes,
         domains=domains,
         metadata=dict(metadata or {}),
+        judgements=judgements,
     )

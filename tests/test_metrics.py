@@ -12,6 +12,7 @@ from hyperdas_tl.metrics import (
     Judgement,
     entity_subspace_intervention,
     evaluate,
+    example_id,
     judge_generation,
     judge_teacher_forced,
     no_intervention,
@@ -311,3 +312,26 @@ def test_collated_examples_score_end_to_end(tiny_model):
         ("generation", 1, 1),
     }
     assert result.domain("city", "generation", "test_entity").attributes == ("Country",)
+
+
+def test_evaluate_keeps_per_example_verdicts_that_pair_across_methods(
+    tiny_model, substitution_task
+):
+    batch, agree = substitution_task
+    config = EvalConfig(modes=("teacher_forced",), show_progress=False)
+    swap = entity_subspace_intervention(tiny_model, 0, torch.eye(tiny_model.cfg.d_model))
+    first = evaluate(tiny_model, [batch], swap, method="full swap", config=config)
+    second = evaluate(tiny_model, [batch], no_intervention, method="none", config=config)
+    assert len(first.judgements) == len(batch) == len(second.judgements)
+    ids = [j.example_id for j in first.judgements]
+    assert ids == [example_id(e) for e in batch.examples]
+    assert ids == [j.example_id for j in second.judgements]  # the same example, the same id
+    assert len(set(ids)) == len(ids) and all(len(i) == 16 for i in ids)
+    assert [j.base_entity for j in first.judgements] == [e.base_entity for e in batch.examples]
+    cause = [j.correct for j in first.judgements if j.kind == "cause"]
+    assert sum(cause) / len(cause) == first.attribute("A", "teacher_forced").cause
+    data = json.loads(json.dumps(first.to_dict()))
+    assert EvalResult.from_dict(data) == first
+    # results saved before judgements were kept still load
+    del data["judgements"]
+    assert EvalResult.from_dict(data).judgements == []

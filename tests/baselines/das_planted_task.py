@@ -98,22 +98,34 @@ def build_planted_task(d_model: int = 32, noise: float = 0.5, seed: int = 0) -> 
 
 
 def planted_rows(
-    task: PlantedTask, n: int, kinds: tuple[str, ...], seed: int, split: str = "train"
+    task: PlantedTask,
+    n: int,
+    kinds: tuple[str, ...],
+    seed: int,
+    split: str = "train",
+    attribute: str = "A",
 ) -> list[Row]:
-    """``n`` examples intervening on attribute A: cause rows (base asks A, label = source's A)
-    and isolate rows (base asks B, label = base's B), sources drawn at random."""
+    """``n`` examples intervening on ``attribute`` (A, or B with the roles swapped): cause rows
+    (base asks A, label = source's A) and isolate rows (base asks B, label = base's B), sources
+    drawn at random."""
+    if attribute not in ("A", "B"):
+        raise ValueError(f"the planted task has attributes A and B, not {attribute!r}")
+    other = "B" if attribute == "A" else "A"
     g = torch.Generator().manual_seed(seed)
-    asks_a = [e for e in task.entities if e[3] == 1]
-    asks_b = [e for e in task.entities if e[3] == -1]
+    asks = {
+        "A": [e for e in task.entities if e[3] == 1],
+        "B": [e for e in task.entities if e[3] == -1],
+    }
+    offsets = {"A": (LABEL_A, 1), "B": (LABEL_B, 2)}  # (first label token, index in the entity)
     rows = []
     for i in range(n):
         kind = kinds[i % len(kinds)]
-        pool = asks_a if kind == "cause" else asks_b
+        queried = attribute if kind == "cause" else other
+        pool = asks[queried]
         base = pool[int(torch.randint(len(pool), (1,), generator=g))]
         source = task.entities[int(torch.randint(len(task.entities), (1,), generator=g))]
-        label = LABEL_A + source[1] if kind == "cause" else LABEL_B + base[2]
-        queried_label = LABEL_A if kind == "cause" else LABEL_B
-        queried_value = 1 if kind == "cause" else 2
+        queried_label, queried_value = offsets[queried]
+        label = queried_label + (source if kind == "cause" else base)[queried_value]
         decode = task.model.tokenizer.decode
         rows.append(
             Row(
@@ -123,8 +135,8 @@ def planted_rows(
                 source_entity_last=2,
                 label_tokens=[label],
                 kind=kind,
-                attribute="A",
-                queried="A" if kind == "cause" else "B",
+                attribute=attribute,
+                queried=queried,
                 label_text=decode([label]),
                 base_label=decode([queried_label + base[queried_value]]),
                 counterfactual_label=decode([queried_label + source[queried_value]]),

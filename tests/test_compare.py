@@ -1,0 +1,290 @@
+import dataclasses
+import json
+
+import pytest
+from bad_input import raises_bad_input
+from tiny_experiment import tiny_experiment_data
+
+from hyperdas_tl import compare
+from hyperdas_tl.compare import (
+    METHODS,
+    CompareSettings,
+    ExampleRecord,
+    build_report,
+    compare_methods,
+    default_differences,
+    read_records,
+)
+from hyperdas_tl.hyperdas.config import HyperDASConfig
+from hyperdas_tl.metrics import Judgement, summarise
+from hyperdas_tl.stats import BootstrapConfig
+
+EVAL_SPLITS = ("val_entity", "test_entity")  # the data's splits but train (two keep it fast)
+SETTINGS = CompareSettings(
+    das_lrs=(0.01, 0.03, 0.1),
+    das_max_epochs=2,
+    das_patience=1,
+    layer_epochs=1,
+    probe_max_iter=20,
+    hyperdas=HyperDASConfig(
+        target_model="tiny-llama",
+        n_hypernet_layers=2,
+        n_selection_heads=4,
+        n_steps=3,
+        eval_every=2,
+        val_batches=1,
+    ),
+    bootstrap=BootstrapConfig(n_resamples=200),
+)
+SEEDS = (0, 1)
+RUN = tuple(m for m in METHODS if m != "DAS (pooled)")  # one pooled ablation is enough here
+SCORED = (
+    "no intervention", "random subspace", "full residual swap", "probe", "DAS", "MDAS",
+    "MDAS (pooled)", "HyperDAS (soft)", "HyperDAS (one_to_many)", "HyperDAS (one_to_one)",
+)  # fmt: skip
+INTERVAL = {"mean", "lo", "hi"}
+
+
+@pytest.fixture(scope="module")
+def data(tiny_model):
+    return tiny_experiment_data(
+        tiny_model.tokenizer, batch_size=16, splits=("train", "test_entity", "val_entity")
+    )
+
+
+class Interrupted(RuntimeError):
+    pass
+
+
+@pytest.fixture(scope="module")
+def run(tiny_model, data, tmp_path_factory):
+    """A run interrupted after its third (method, seed), then resumed to the end."""
+    out = tmp_path_factory.mktemp("benchmark")
+    finished = []
+
+    def interrupt(method, seed, seconds):
+        finished.append((method, seed))
+        if len(finished) == 3:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        compare_methods(tiny_model, data, [1, 2], 4, RUN, SEEDS, settings=SETTINGS,
+                        out_dir=out, on_unit=interrupt, metadata={"command": "first"})  # fmt: skip
+    kept = sorted(p.name for p in (out / "records").iterdir())
+    ran = []
+    report = compare_methods(tiny_model, data, [1, 2], 4, RUN, SEEDS, settings=SETTINGS,
+                             out_dir=out, on_unit=lambda m, s, t: ran.append((m, s)),
+                             metadata={"command": "second"})  # fmt: skip
+    return out, report, finished, kept, ran
+
+
+def test_an_interrupted_run_keeps_finished_units_and_resumes_the_rest(run):
+    out, report, finished, kept, ran = run
+    assert finished == [("no intervention", None), ("random subspace", 0), ("random subspace", 1)]
+    assert kept == [
+        "no_intervention.seednone.jsonl",
+        "random_subspace.seed0.jsonl",
+        "random_subspace.seed1.jsonl",
+    ]
+    assert not set(finished) & set(ran)  # resumed, not re-run
+    assert report.metadata["resumed"] == ["no intervention", "random subspace seed 0",
+                                          "random subspace seed 1"]  # fmt: skip
+    invocations = json.loads((out / "run.json").read_text())["invocations"]
+    assert [i["command"] for i in invocations] == ["first", "second"]
+
+
+def test_summary_json_has_the_issue_schema(run, data):
+    out, report, *_ = run
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {"city", "differences"}
+    assert tuple(summary["city"]) == EVAL_SPLITS
+    for split in EVAL_SPLITS:
+        assert tuple(summary["city"][split]) == SCORED
+        counts = data.counts()[split]
+        for method, cell in summary["city"][split].items():
+            assert set(cell) == {"cause", "isolate", "disentangle", "n_cause", "n_isolate", "seeds"}
+            for metric in ("cause", "isolate", "disentangle"):
+                assert set(cell[metric]) == INTERVAL
+                assert cell[metric]["lo"] <= cell[metric]["hi"]
+                assert 0.0 <= cell[metric]["mean"] <= 1.0
+            assert cell["n_cause"] == counts["Country/cause"] + counts["Continent/cause"]
+            assert cell["n_isolate"] == counts["Country/isolate"] + counts["Continent/isolate"]
+            deterministic = method in ("no intervention", "full residual swap", "probe")
+            assert cell["seeds"] == ([] if deterministic else [0, 1])
+        names = set(summary["differences"][split])
+        assert names == {
+            "HyperDAS (soft) - MDAS", "HyperDAS (soft) - DAS", "HyperDAS (one_to_many) - MDAS",
+            "HyperDAS (one_to_many) - DAS", "HyperDAS (one_to_one) - MDAS",
+            "HyperDAS (one_to_one) - DAS", "HyperDAS (soft) - HyperDAS (one_to_one)",
+        }  # fmt: skip
+        for difference in summary["differences"][split].values():
+            assert set(difference) == INTERVAL and difference["lo"] <= difference["hi"]
+    # the no-intervention control never produces a counterfactual label
+    assert summary["city"]["test_entity"]["no intervention"]["cause"]["mean"] == 0.0
+
+
+def test_records_are_complete_and_recompute_the_summary(run, data):
+    out, report, *_ = run
+    records = read_records(out / "records.jsonl")
+    assert records == report.records
+    n_eval = sum(len(data.examples[s]) for s in EVAL_SPLITS)
+    runs = {(r.method, r.seed) for r in records}
+    assert len(records) == n_eval * len(runs)
+    assert len(runs) == 3 + 2 * (len(SCORED) - 3)  # three deterministic, the rest twice
+    ids = {r.example_id for r in records if r.method == "DAS" and r.seed == 0}
+    assert ids == {r.example_id for r in records if r.method == "HyperDAS (soft)" and r.seed == 1}
+    again = build_report(
+        records,
+        domain="city",
+        layer=report.layer,
+        k=4,
+        methods=RUN,
+        seeds=SEEDS,
+        splits=EVAL_SPLITS,
+        settings=SETTINGS,
+    )
+    assert again.summary() == report.summary()
+
+
+def test_point_estimates_agree_with_metrics_summarise(run):
+    _, report, *_ = run
+    for score in report.scores:
+        for seed in score.seeds or [None]:
+            mine = [
+                r
+                for r in report.records
+                if (r.method, r.seed, r.split) == (score.method, seed, score.split)
+            ]
+            judgements = [
+                Judgement(r.domain, r.attribute, r.split, r.kind, r.mode, r.correct) for r in mine
+            ]
+            (domain,) = summarise(judgements)[1]
+            scores = score.pooled if seed is None else score.per_seed[seed]
+            for metric in ("cause", "isolate", "disentangle"):
+                expected = getattr(domain, metric)
+                assert scores.get(metric).mean == pytest.approx(expected), (score.method, metric)
+
+
+def test_a_missing_kind_leaves_that_attribute_out_of_disentangle():
+    settings = CompareSettings(bootstrap=BootstrapConfig(n_resamples=200))
+    country = records_of("DAS", [1, 0, 1, 1, 0, 1, 1, 1], seed=0)
+    continent = [
+        dataclasses.replace(r, attribute="Continent", example_id=r.example_id + "c")
+        for r in records_of("DAS", [0, 0, 1, 0], seed=0, kinds=["isolate"] * 4)
+    ]
+    report = build_report(country + continent, domain="city", layer=1, k=4, methods=["DAS"],
+                          seeds=[0], splits=["test_entity"], settings=settings)  # fmt: skip
+    judgements = [
+        Judgement(r.domain, r.attribute, r.split, r.kind, r.mode, r.correct)
+        for r in country + continent
+    ]
+    (domain,) = summarise(judgements)[1]
+    pooled = report.score("DAS", "test_entity").pooled
+    assert pooled.disentangle.mean == pytest.approx(domain.disentangle) == (0.75 + 0.75) / 2
+    assert pooled.isolate.mean == pytest.approx(domain.isolate) == (0.75 + 0.25) / 2
+
+
+def test_layer_is_chosen_on_validation_and_curves_are_saved(run):
+    out, report, *_ = run
+    choice = json.loads((out / "layer_choice.json").read_text())
+    assert choice["split"] == "val_entity" and choice["layer"] in (1, 2)
+    assert report.layer == choice["layer"] and [s["layer"] for s in choice["scores"]] == [1, 2]
+    curves = json.loads((out / "curves" / "mdas.seed1.json").read_text())
+    for attribute in ("Country", "Continent"):
+        runs = curves["attributes"][attribute]["runs"]
+        assert [r["config"]["lr"] for r in runs] == list(SETTINGS.das_lrs)
+        assert all(r["history"]["curve"] for r in runs)
+    hyperdas = json.loads((out / "curves" / "hyperdas.seed0.json").read_text())
+    assert hyperdas["steps"] == 3 and len(hyperdas["history"]) == 3
+    details = json.loads((out / "details.json").read_text())
+    das = next(s for s in details["scores"] if (s["method"], s["split"]) == ("DAS", "test_entity"))
+    assert set(das["per_seed"]) == {"0", "1"} and set(das["over_seeds"]) == {
+        "cause", "isolate", "disentangle"
+    }  # fmt: skip
+    assert set(das["attributes"]) == {"Country", "Continent"}
+    markdown = (out / "summary.md").read_text()
+    assert "## test_entity" in markdown and "| HyperDAS (soft) - MDAS |" in markdown
+    assert "excludes 0" in markdown
+
+
+def test_a_different_run_in_the_same_folder_is_refused(tiny_model, data, run):
+    out, *_ = run
+    changed = CompareSettings(**{**SETTINGS.__dict__, "das_max_epochs": 5})
+    with raises_bad_input("holds a different comparison"):
+        compare_methods(tiny_model, data, [1, 2], 4, ["DAS"], SEEDS, settings=changed, out_dir=out)
+
+
+def test_finished_folder_resumes_without_training(tiny_model, data, run, monkeypatch):
+    out, report, *_ = run
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished (method, seed) was run again")
+
+    monkeypatch.setattr(compare, "_run_unit", no_training)
+    again = compare_methods(tiny_model, data, [1, 2], 4, RUN, SEEDS, settings=SETTINGS,
+                            out_dir=out)  # fmt: skip
+    assert again.summary() == report.summary()
+
+
+# ------------------------------------------------------------------ summaries without a model
+
+
+def records_of(method, verdicts, seed=None, kinds=None, entities=None):
+    kinds = kinds or ["cause", "isolate"] * (len(verdicts) // 2)
+    entities = entities or [f"e{i // 2}" for i in range(len(verdicts))]
+    return [
+        ExampleRecord(method, seed, "city", "test_entity", "Country", kind, "teacher_forced",
+                      f"id{i}", entity, bool(v))
+        for i, (v, kind, entity) in enumerate(zip(verdicts, kinds, entities, strict=True))
+    ]  # fmt: skip
+
+
+def test_report_of_hand_made_records():
+    settings = CompareSettings(bootstrap=BootstrapConfig(n_resamples=500))
+    verdicts = [1, 1, 0, 1, 1, 0, 1, 1, 0, 1] * 4
+    records = (
+        records_of("MDAS", verdicts, seed=0)
+        + records_of("MDAS", [1 - v for v in verdicts], seed=1)
+        + [
+            r
+            for mode in ("soft", "one_to_many", "one_to_one")
+            for r in records_of(f"HyperDAS ({mode})", verdicts, seed=0)
+        ]
+    )
+    report = build_report(records, domain="city", layer=1, k=4, methods=["MDAS", "HyperDAS"],
+                          seeds=[0, 1], splits=["test_entity"], settings=settings)  # fmt: skip
+    mdas = report.score("MDAS", "test_entity")
+    # seed 1 is the complement of seed 0: every example averages to 0.5, a zero-width interval
+    assert (mdas.pooled.cause.mean, mdas.pooled.cause.lo, mdas.pooled.cause.hi) == (0.5,) * 3
+    assert mdas.over_seeds["disentangle"].sd > 0 and mdas.seeds == [0, 1]
+    assert mdas.per_seed[0].cause.mean == pytest.approx(0.6)  # 12 of the 20 cause rows
+    same = report.difference("HyperDAS (soft) - HyperDAS (one_to_one)", "test_entity")
+    assert (same.disentangle.mean, same.disentangle.lo, same.disentangle.hi) == (0.0, 0.0, 0.0)
+    assert same.decision == "no difference"
+    assert [d.name for d in report.differences] == [
+        f"{a} - {b}" for a, b in default_differences(report.methods)
+    ]
+    with raises_bad_input("different examples"):
+        build_report(records + records_of("DAS", verdicts[:10], seed=0), domain="city", layer=1,
+                     k=4, methods=["DAS", "HyperDAS"], seeds=[0], splits=["test_entity"],
+                     settings=settings)  # fmt: skip
+
+
+def test_settings_validation_and_round_trip():
+    with raises_bad_input("val_split"):
+        CompareSettings(val_split="train")
+    with raises_bad_input("val_split"):
+        CompareSettings(val_split="test_entity")  # nothing is ever chosen on a test split
+    with raises_bad_input("das_lrs"):
+        CompareSettings(das_lrs=())
+    with raises_bad_input("modes"):
+        CompareSettings(modes=("argmax",))
+    data = json.loads(json.dumps(SETTINGS.to_dict()))
+    assert CompareSettings.from_dict(data) == SETTINGS
+
+
+def test_unknown_methods_and_bad_k_are_refused(tiny_model, data):
+    with raises_bad_input("unknown methods"):
+        compare_methods(tiny_model, data, 1, 4, ["DAS", "SAE"], SEEDS)
+    with raises_bad_input("k must be"):
+        compare_methods(tiny_model, data, 1, 0, ["DAS"], SEEDS)
