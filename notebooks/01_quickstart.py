@@ -100,7 +100,9 @@ for k in SUBSPACE_DIMS:
     basis = torch.linalg.qr(
         torch.randn(model.cfg.d_model, model.cfg.d_model, generator=generator)
     ).Q[:, :k]
-    hook = soft_interchange_hook_for(model, LAYER, source_resid, selection, basis)
+    hook = soft_interchange_hook_for(
+        model, LAYER, source_resid, selection, basis, allow_empty=k == 0
+    )  # k = 0: the no-op end of the sweep
     with torch.no_grad():
         p_japan[k] = float(model.run_with_hooks(base, fwd_hooks=[hook])[0, -1].softmax(-1)[japan])
 for k, p in p_japan.items():
