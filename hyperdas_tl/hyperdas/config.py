@@ -119,6 +119,9 @@ class HyperDASConfig:
     state_cache_max_gb: float = 4.0
     """Memory cap of the state cache: batches past it are recomputed on every visit."""
 
+    target_dtype: str | None = None
+    """Dtype of the frozen target the weights were trained against (``"float32"`` /
+    ``"bfloat16"``), recorded when the model is built; re-evaluation loads the target in it."""
     data: dict[str, Any] = field(default_factory=dict)
     """Data settings recorded with the checkpoint (domain, attributes, split sizes, ...)."""
 

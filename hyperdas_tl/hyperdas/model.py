@@ -13,7 +13,7 @@ One forward (:meth:`HyperDAS.forward`):
    :mod:`hyperdas_tl.hooks` on ``blocks.L.hook_resid_pre``, scoped by ``model.hooks``.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from jaxtyping import Bool, Float
@@ -27,7 +27,7 @@ from hyperdas_tl.hyperdas.loss import IGNORE_INDEX, HyperDASLoss, hyperdas_loss
 from hyperdas_tl.hyperdas.selection import PositionSelection, read_out
 from hyperdas_tl.hyperdas.subspace import HouseholderSubspace
 from hyperdas_tl.partial_forward import ResidStreamStates, resid_stream_states, run_from_layer
-from hyperdas_tl.precision import autocast_like
+from hyperdas_tl.precision import autocast_like, model_dtype, precision_name
 
 
 @dataclass
@@ -81,6 +81,8 @@ class HyperDAS(nn.Module):
         super().__init__()
         n_layers, d_model = int(target.cfg.n_layers), int(target.cfg.d_model)
         config = (config or HyperDASConfig()).resolved_for(n_layers, d_model)
+        if config.target_dtype is None:
+            config = replace(config, target_dtype=precision_name(model_dtype(target)))
         self.config = config
         object.__setattr__(self, "_target", target)  # a reference, not a submodule
         device = next(target.parameters()).device

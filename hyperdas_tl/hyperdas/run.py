@@ -351,11 +351,14 @@ def evaluate_checkpoint(
     device: str | None = None,
     eval_modes: tuple[str, ...] = ("teacher_forced", "generation"),
     progress: bool = True,
-    precision: Precision = "auto",
+    precision: Precision | None = None,
 ) -> RunResult:
-    """Re-build the checkpoint's data (recorded in its config) and score it again."""
+    """Re-build the checkpoint's data (recorded in its config) and score it again, with the
+    target in the dtype it was trained against (``precision`` overrides it)."""
     preflight_evaluation(checkpoint_dir, out_dir)
     config, _ = read_checkpoint_config(checkpoint_dir)
+    if precision is None:
+        precision = config.target_dtype or "auto"  # type: ignore[assignment]
     dtype = resolve_precision(precision, device or default_device())
     target = load_model(config.target_model, device=device, dtype=dtype)
     model = load_hyperdas(checkpoint_dir, target)
