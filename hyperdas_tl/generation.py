@@ -48,6 +48,14 @@ def _check_right_padded(
     return lengths
 
 
+def _pad_id(model: torch.nn.Module, pad_token_id: int | None) -> int:
+    """``pad_token_id``, else the tokenizer's pad id, else 0."""
+    if pad_token_id is not None:
+        return pad_token_id
+    tokenizer = getattr(model, "tokenizer", None)
+    return getattr(tokenizer, "pad_token_id", None) or 0
+
+
 @torch.no_grad()
 def greedy_generate(
     model: torch.nn.Module,
@@ -73,9 +81,7 @@ def greedy_generate(
         The generated token ids, one row per prompt.
     """
     lengths = _check_right_padded(input_ids, attention_mask, max_new_tokens)
-    if pad_token_id is None:
-        tokenizer = getattr(model, "tokenizer", None)
-        pad_token_id = getattr(tokenizer, "pad_token_id", None) or 0
+    pad_token_id = _pad_id(model, pad_token_id)
 
     batch, width = input_ids.shape[0], padded_width(input_ids, max_new_tokens)
     ids = torch.full((batch, width), pad_token_id, dtype=input_ids.dtype, device=input_ids.device)
@@ -141,9 +147,7 @@ def kv_cached_greedy_generate(
             pad_token_id=pad_token_id,
         )
     lengths = _check_right_padded(input_ids, attention_mask, max_new_tokens)
-    if pad_token_id is None:
-        tokenizer = getattr(model, "tokenizer", None)
-        pad_token_id = getattr(tokenizer, "pad_token_id", None) or 0
+    pad_token_id = _pad_id(model, pad_token_id)
     plain = plain_hf_model(model)
     layers = plain.model.layers
     n_layers = len(layers)
