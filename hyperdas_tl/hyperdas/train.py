@@ -16,7 +16,7 @@ Progress (tqdm) shows a running loss and Cause / Isolate accuracy on the first
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -150,6 +150,8 @@ def _check_config(model: HyperDAS, config: HyperDASConfig | None) -> HyperDASCon
         return model.config
     target = model.target
     resolved = config.resolved_for(int(target.cfg.n_layers), int(target.cfg.d_model))
+    if resolved.target_dtype is None:  # recorded by the model, not by a training config
+        resolved = replace(resolved, target_dtype=model.config.target_dtype)
     for name in ARCHITECTURE_FIELDS:
         if getattr(resolved, name) != getattr(model.config, name):
             raise ValueError(
