@@ -125,3 +125,19 @@ def prime_instance(profile, model_name: str = "tiny-llama") -> experiment.Experi
     dtype = resolve_precision(profile.precision, "cpu")
     target = load_model(model_name, device="cpu", dtype=dtype)
     return experiment.build_experiment_data(target, profile.data, model_name=model_name)
+
+
+def fail_evaluation_on(split: str, monkeypatch):
+    """Make :mod:`hyperdas_tl.hyperdas.run` fail while scoring ``split`` (a late failure, as a
+    degenerate label used to cause); returns the real ``evaluate``."""
+    import hyperdas_tl.hyperdas.run as run_module
+
+    real_evaluate = run_module.evaluate
+
+    def evaluate(*args, setting, **kwargs):
+        if setting == split:
+            raise ValueError("label ' --' is empty after normalisation")
+        return real_evaluate(*args, setting=setting, **kwargs)
+
+    monkeypatch.setattr(run_module, "evaluate", evaluate)
+    return real_evaluate

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from oracle_run import prime_instance, use_oracle_cache, write_ravel
+from oracle_run import fail_evaluation_on, prime_instance, use_oracle_cache, write_ravel
 from safetensors.torch import load_file
 
 from hyperdas_tl import cli
@@ -257,14 +257,7 @@ def test_a_late_failure_says_which_results_were_kept(tiny_model, tmp_path, monke
     ravel = write_ravel(tmp_path / "ravel")
     use_oracle_cache(tmp_path / "cache", monkeypatch)
     monkeypatch.setattr(run_module, "load_model", lambda *a, **k: tiny_model)
-    real_evaluate = run_module.evaluate
-
-    def evaluate(*args, setting, **kwargs):
-        if setting == "test_context":
-            raise ValueError("label ' --' is empty after normalisation")
-        return real_evaluate(*args, setting=setting, **kwargs)
-
-    monkeypatch.setattr(run_module, "evaluate", evaluate)
+    fail_evaluation_on("test_context", monkeypatch)
     out = tmp_path / "out"
     code = main([*small_run_args(ravel, steps=2), "--out", str(out)])
     assert code == 2

@@ -104,16 +104,11 @@ def no_model(*args, **kwargs):
 def test_a_late_failure_keeps_the_results_of_finished_splits(
     oracle, tiny_target, tmp_path, monkeypatch
 ):
+    from oracle_run import fail_evaluation_on
+
     import hyperdas_tl.hyperdas.run as run_module
 
-    real_evaluate = run_module.evaluate
-
-    def evaluate(*args, setting, **kwargs):
-        if setting == "test_context":
-            raise ValueError("label ' --' is empty after normalisation")
-        return real_evaluate(*args, setting=setting, **kwargs)
-
-    monkeypatch.setattr(run_module, "evaluate", evaluate)
+    real_evaluate = fail_evaluation_on("test_context", monkeypatch)
     out = tmp_path / "out"
     with pytest.raises(ValueError, match="empty after normalisation"):
         train_and_evaluate(tiny_profile(oracle), model_name="tiny-llama", out_dir=out,
