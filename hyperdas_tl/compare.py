@@ -35,7 +35,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import random
 import re
 import time
@@ -47,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from hyperdas_tl.atomic_write import write_text_atomically
 from hyperdas_tl.baselines.controls import (
     full_residual_swap_intervention,
     random_subspace_intervention,
@@ -774,14 +774,8 @@ class ComparisonReport:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_text_atomically(path, text)
 
 
 def _json(data: Any) -> str:
@@ -1096,6 +1090,30 @@ def _attributes(data: ExperimentData) -> tuple[str, ...]:
     return attributes
 
 
+PER_ATTRIBUTE_METHODS = frozenset({"DAS", "MDAS", "probe"})
+"""Methods that learn one subspace per target attribute from its own cause rows."""
+
+
+def check_attribute_rows(data: ExperimentData, methods: Sequence[str], val_split: str) -> None:
+    """Refuse, before any training, data on which a per-attribute method cannot run: every
+    target attribute needs cause examples in ``train`` and in ``val_split``."""
+    if not PER_ATTRIBUTE_METHODS & set(methods):
+        return
+    counts = data.counts()
+    missing = [
+        f"{attribute} has no cause examples in {split!r}"
+        for attribute in data.config.attributes
+        for split in ("train", val_split)
+        if not counts.get(split, {}).get(f"{attribute}/cause")
+    ]
+    if missing:
+        raise ValueError(
+            "per-attribute methods (DAS, MDAS, probe) need each attribute's cause rows: "
+            + "; ".join(missing)
+            + " (raise max_templates / max_entities, or drop the attribute)"
+        )
+
+
 def _fingerprint(
     model: Any, data: ExperimentData, layer: Any, k: int, settings: CompareSettings
 ) -> dict[str, Any]:
@@ -1192,6 +1210,7 @@ def compare_methods(
     for split in splits:
         _split_batches(data, split)
     attributes = _attributes(data)
+    check_attribute_rows(data, methods, settings.val_split)
     if any("DAS" in m and m != "HyperDAS" for m in methods) and len(settings.das_lrs) < 3:
         logger.warning(
             "DAS / MDAS choose among %d learning rate(s); RAVEL's protocol wants at least 3",

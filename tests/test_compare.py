@@ -288,3 +288,20 @@ def test_unknown_methods_and_bad_k_are_refused(tiny_model, data):
         compare_methods(tiny_model, data, 1, 4, ["DAS", "SAE"], SEEDS)
     with raises_bad_input("k must be"):
         compare_methods(tiny_model, data, 1, 0, ["DAS"], SEEDS)
+
+
+def test_an_attribute_without_cause_rows_is_refused_before_training(tiny_model, data):
+    attribute = data.config.attributes[0]
+    pruned = dataclasses.replace(
+        data,
+        examples={
+            split: [
+                e for e in examples if not (e.target_attribute == attribute and e.kind == "cause")
+            ]
+            for split, examples in data.examples.items()
+        },
+    )
+    with raises_bad_input(f"{attribute} has no cause examples in 'train'"):
+        compare_methods(tiny_model, pruned, 1, 4, ["no intervention", "DAS"], SEEDS)
+    # HyperDAS alone has no per-attribute subspace to train: nothing to refuse there
+    compare.check_attribute_rows(pruned, ["no intervention", "HyperDAS"], "val_entity")
