@@ -1,8 +1,10 @@
 """Command line: ``python -m hyperdas_tl {demo,train,evaluate,quickstart}`` (``hyperdas-tl``).
 
-``demo`` (what ``make demo`` runs) = ``train --profile quick``: SmolLM2-135M + the offline
-GeoNames city data, a few minutes on 2 CPU cores; prints Cause / Isolate / Disentangle per
-selection read-out and writes results + a checkpoint under ``--out``.
+``demo`` (what ``make demo`` runs, :mod:`hyperdas_tl.demo`): SmolLM2-135M + the offline
+GeoNames city data; HyperDAS (three read-outs) beside a no-op and per-attribute DAS on the same
+test examples, every score with a 95 % interval, the constant answer's Cause beside them and
+the demo's verdicts; writes ``summary.json`` / ``demo.md`` / per-example records under ``--out``.
+``train`` trains and scores HyperDAS alone at a named profile and saves a checkpoint.
 
 Fail before the work, recover after a crash:
 
@@ -31,7 +33,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-DEFAULT_OUT = Path("runs") / "demo"
+DEMO_OUT = Path("runs") / "demo"
+TRAIN_OUT = Path("runs") / "train"
 SMOLLM2_NAME = "smollm2-135m"
 MODEL_CHOICES = (
     SMOLLM2_NAME,
@@ -281,7 +284,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def add_train_args(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     parser.add_argument("--profile", default="quick", choices=PROFILE_CHOICES)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results + checkpoint dir")
+    parser.add_argument("--out", type=Path, default=TRAIN_OUT, help="results + checkpoint dir")
     parser.add_argument("--resume", action="store_true", help="continue a killed run in --out")
     parser.add_argument(
         "--checkpoint-every",
@@ -355,6 +358,95 @@ def check_train_args(args: argparse.Namespace) -> None:
         raise CLIError(f"--out {args.out} is a file, not a folder")
 
 
+def add_demo_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=SMOLLM2_NAME, choices=MODEL_CHOICES)
+    parser.add_argument("--device", default=None, help="default: CUDA when available")
+    parser.add_argument("--out", type=Path, default=DEMO_OUT, help="results folder")
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help="torch threads (recorded in results)"
+    )
+    parser.add_argument(
+        "--seeds", nargs="+", type=non_negative_int, default=None, help="default: 0"
+    )
+    parser.add_argument("--steps", type=positive_int, default=None, help="HyperDAS steps")
+    parser.add_argument("--layer", type=non_negative_int, default=None)
+    parser.add_argument("--k", type=positive_int, default=None, help="subspace rank")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default="auto",
+        help="dtype of the frozen target (default auto: bfloat16 where the hardware has it)",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the finished methods in --out, run the rest"
+    )
+
+
+def check_demo_args(args: argparse.Namespace) -> None:
+    if args.out.exists() and not args.out.is_dir():
+        raise CLIError(f"--out {args.out} is a file, not a folder")
+    if not args.resume and args.out.is_dir() and any(args.out.iterdir()):
+        raise CLIError(
+            f"--out {args.out} already holds a run; pass --resume to continue it or choose "
+            "another --out"
+        )
+
+
+def demo_config_from_args(args: argparse.Namespace):
+    """The demo's configuration with the command line's overrides (validated here)."""
+    from dataclasses import replace
+
+    from hyperdas_tl.demo import DemoConfig
+
+    config = DemoConfig()
+    settings = config.settings
+    if args.steps is not None:
+        settings = replace(settings, hyperdas=replace(settings.hyperdas, n_steps=args.steps))
+    return replace(
+        config,
+        settings=settings,
+        seeds=tuple(args.seeds) if args.seeds else config.seeds,
+        layer=config.layer if args.layer is None else args.layer,
+        k=config.k if args.k is None else args.k,
+    )
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    from hyperdas_tl.run_dir import check_out_dir, run_lock
+
+    check_out_dir(args.out)
+    with run_lock(args.out):
+        config = demo_config_from_args(args)
+        from hyperdas_tl.demo import run_demo
+        from hyperdas_tl.experiment import build_experiment_data
+        from hyperdas_tl.hooks import finite_checks
+        from hyperdas_tl.models import default_device, load_model
+        from hyperdas_tl.precision import precision_name, resolve_precision
+        from hyperdas_tl.provenance import make_reproducible, run_provenance
+
+        threads = make_reproducible(config.seeds[0], args.threads)
+        device = args.device or default_device()
+        dtype = resolve_precision(args.precision, device)
+        start = time.perf_counter()
+        model = load_model(args.model, device=device, dtype=dtype)
+        data = build_experiment_data(model, config.data, model_name=args.model)
+        seconds = {"model_and_data": time.perf_counter() - start}
+        metadata = {
+            "model": args.model,
+            "examples": data.counts(),
+            "seconds": seconds,
+            "provenance": run_provenance(
+                seed=config.seeds[0], threads=threads, dtype=precision_name(dtype)
+            ),
+        }
+        with finite_checks():
+            result = run_demo(model, data, config, out_dir=args.out, metadata=metadata)
+    total = time.perf_counter() - start
+    print(result.to_markdown())
+    print(f"results: {args.out / 'summary.json'}  ({total:.0f} s after start-up)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="hyperdas_tl", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -368,14 +460,21 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--layer", type=non_negative_int, default=4)
     quick.set_defaults(func=run_quickstart)
 
-    for name, help_text in [
-        ("train", "train HyperDAS, evaluate every read-out, save results + checkpoint"),
-        ("demo", "the main job: train --profile quick on the offline data"),
-    ]:
-        sub = commands.add_parser(name, help=help_text)
-        add_common_args(sub, top_level=False)
-        add_train_args(sub)
-        sub.set_defaults(func=run_train, check=check_train_args)
+    train = commands.add_parser(
+        "train", help="train HyperDAS, evaluate every read-out, save results + checkpoint"
+    )
+    add_common_args(train, top_level=False)
+    add_train_args(train)
+    train.set_defaults(func=run_train, check=check_train_args)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the main job: HyperDAS beside a no-op and per-attribute DAS on the offline data, "
+        "with 95%% intervals",
+    )
+    add_common_args(demo, top_level=False)
+    add_demo_args(demo)
+    demo.set_defaults(func=run_demo_command, check=check_demo_args)
 
     ev = commands.add_parser("evaluate", help="score a saved checkpoint again")
     add_common_args(ev, top_level=False)

@@ -128,7 +128,7 @@ def test_hard_coded_choices_agree_with_the_library():
 
 def test_checkpoint_every_eval_modes_and_precision_reach_the_profile():
     args = build_parser().parse_args(
-        ["demo", "--checkpoint-every", "5", "--eval-modes", "teacher_forced", "--precision",
+        ["train", "--checkpoint-every", "5", "--eval-modes", "teacher_forced", "--precision",
          "float32"]
     )  # fmt: skip
     profile = profile_from_args(args)
