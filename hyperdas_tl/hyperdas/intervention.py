@@ -2,7 +2,6 @@
 the same code as DAS, MDAS, probe subspaces and the controls."""
 
 from collections.abc import Callable
-from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -42,12 +41,7 @@ def hyperdas_intervention(
     def build(batch: InterventionBatch, width: int) -> Hooks:
         states = model.target_states(batch)
         if zero_source:
-            zeroed = replace(
-                states.source,
-                resid_pre=torch.zeros_like(states.source.resid_pre),
-                final=torch.zeros_like(states.source.final),
-            )
-            states = replace(states, source=zeroed)
+            states = states.with_zeroed_source()
         output = model(batch, selection_mode, states=states)
         basis = output.basis if basis_override is None else basis_override(output.basis)
         selection = fit_selection_width(output.selection, width)
