@@ -41,10 +41,10 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from hyperdas_tl.data.batching import (
-    IGNORE_INDEX,
     InterventionBatch,
     collate_examples,
     entity_token_positions,
+    judged_label_positions,
 )
 from hyperdas_tl.hooks import soft_interchange_hook_for
 from hyperdas_tl.hyperdas.config import SELECTION_MODES, SelectionMode
@@ -60,7 +60,7 @@ from hyperdas_tl.metrics import (
     summarise,
     teacher_forced_correct,
 )
-from hyperdas_tl.partial_forward import ResidStreamStates, resid_stream_states, run_from_layer
+from hyperdas_tl.partial_forward import resid_stream_states, run_from_layer
 
 BasisTransform = Callable[[Tensor], Tensor]
 HypernetworkInit = Literal["real", "random"]
@@ -150,24 +150,6 @@ def target_states_for(
     return [hyperdas.target_states(batch.to(device)) for batch in batches]
 
 
-def judged_positions(labels: Tensor, max_label_tokens: int = 3) -> Bool[Tensor, "batch pos"]:
-    """The positions teacher forcing judges: the first ``max_label_tokens`` labelled ones."""
-    labelled = labels != IGNORE_INDEX
-    return labelled & (labelled.long().cumsum(dim=1) <= max_label_tokens)
-
-
-def _zeroed_source(states: TargetStates) -> TargetStates:
-    source = states.source
-    return TargetStates(
-        base=states.base,
-        source=ResidStreamStates(
-            layers=source.layers,
-            resid_pre=torch.zeros_like(source.resid_pre),
-            final=torch.zeros_like(source.final),
-        ),
-    )
-
-
 @torch.no_grad()
 def intervened_logits(
     hyperdas: HyperDAS,
@@ -193,7 +175,7 @@ def intervened_logits(
     _check_mode(selection_mode)
     states = states if states is not None else hyperdas.target_states(batch)
     if zero_source:
-        states = _zeroed_source(states)
+        states = states.with_zeroed_source()
     output = hyperdas(batch, selection_mode, states=states)
     if basis_override is None:
         return output.logits
@@ -403,7 +385,7 @@ def source_equals_base_control(
             batch_states = TargetStates(base=states[index].base, source=source)
         base = batch_states.base
         clean = hyperdas.target.unembed(base.final)
-        judged = judged_positions(batch.labels, max_label_tokens)
+        judged = judged_label_positions(batch.labels, max_label_tokens)
         clean_top = clean.argmax(dim=-1)
         for mode in selection_modes:
             output = hyperdas(batch, mode, states=batch_states)

@@ -26,11 +26,11 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
-from hyperdas_tl.data.batching import InterventionBatch
+from hyperdas_tl.data.batching import IGNORE_INDEX, InterventionBatch
 from hyperdas_tl.hooks import soft_interchange_hook_for
 from hyperdas_tl.hyperdas.config import SELECTION_MODES, HyperDASConfig, SelectionMode
 from hyperdas_tl.hyperdas.hypernetwork import Hypernetwork
-from hyperdas_tl.hyperdas.loss import IGNORE_INDEX, HyperDASLoss, hyperdas_loss
+from hyperdas_tl.hyperdas.loss import HyperDASLoss, hyperdas_loss
 from hyperdas_tl.hyperdas.selection import PositionSelection, read_out
 from hyperdas_tl.hyperdas.subspace import HouseholderSubspace
 from hyperdas_tl.partial_forward import ResidStreamStates, resid_stream_states, run_from_layer
