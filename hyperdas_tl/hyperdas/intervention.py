@@ -8,7 +8,7 @@ from torch import Tensor
 
 from hyperdas_tl.data.batching import InterventionBatch
 from hyperdas_tl.hooks import soft_interchange_hook_for
-from hyperdas_tl.hyperdas.config import SELECTION_MODES, SelectionMode
+from hyperdas_tl.hyperdas.config import SelectionMode, check_selection_mode
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.interchange import fit_selection_width
 from hyperdas_tl.metrics import Hooks, Intervention
@@ -34,8 +34,7 @@ def hyperdas_intervention(
         basis_override: faithfulness control: replaces ``R(e)`` (e.g. by a random orthonormal
             basis of the same k), keeping the selection.
     """
-    if selection_mode not in SELECTION_MODES:
-        raise ValueError(f"selection_mode must be one of {SELECTION_MODES}, got {selection_mode!r}")
+    check_selection_mode(selection_mode)
 
     @torch.no_grad()
     def build(batch: InterventionBatch, width: int) -> Hooks:

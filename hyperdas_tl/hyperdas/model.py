@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from hyperdas_tl.data.batching import IGNORE_INDEX, InterventionBatch
 from hyperdas_tl.hooks import soft_interchange_hook_for
-from hyperdas_tl.hyperdas.config import SELECTION_MODES, HyperDASConfig, SelectionMode
+from hyperdas_tl.hyperdas.config import HyperDASConfig, SelectionMode, check_selection_mode
 from hyperdas_tl.hyperdas.hypernetwork import Hypernetwork
 from hyperdas_tl.hyperdas.loss import HyperDASLoss, hyperdas_loss
 from hyperdas_tl.hyperdas.selection import PositionSelection, read_out
@@ -65,8 +65,9 @@ class InterventionWeights:
     """The soft weights ``A`` (columns sum to 1; null row last)."""
     selection: Float[Tensor, "batch src_pos_plus_null base_pos"]
     """The read-out of ``soft_selection`` the intervention uses."""
-    basis: Float[Tensor, "batch d_model k"]
-    """``R(e)``, orthonormal columns."""
+    basis: Float[Tensor, "*batch d_model k"]
+    """``R(e)``, orthonormal columns (a control may swap in one ``[d_model, k]`` basis shared by
+    every example: :meth:`HyperDAS.intervene` takes either)."""
 
     def check_finite(self) -> None:
         """Raise ``FloatingPointError`` when the encoding, the soft selection or the basis holds
@@ -263,10 +264,7 @@ class HyperDAS(nn.Module):
             sparsity_weight: weight of the sparsity penalty in ``loss.total``.
             states: precomputed :meth:`target_states` (computed here when None).
         """
-        if selection_mode not in SELECTION_MODES:
-            raise ValueError(
-                f"selection_mode must be one of {SELECTION_MODES}, got {selection_mode!r}"
-            )
+        check_selection_mode(selection_mode)
         check_batch(batch, self.target)
         states = states if states is not None else self.target_states(batch)
         weights = self.intervention_weights(batch, states, selection_mode)
