@@ -39,7 +39,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from hyperdas_tl.data.batching import IGNORE_INDEX, InterventionBatch
+from hyperdas_tl.data.batching import IGNORE_INDEX, InterventionBatch, judged_label_positions
 from hyperdas_tl.data.examples import InterventionExample
 from hyperdas_tl.data.judging import normalise
 from hyperdas_tl.generation import kv_cached_greedy_generate
@@ -146,7 +146,7 @@ def teacher_forced_correct(
     labelled = labels != IGNORE_INDEX
     if bool((labelled.sum(dim=1) == 0).any()):
         raise ValueError("every row needs at least one label token (labels != -100)")
-    judged = labelled & (labelled.long().cumsum(dim=1) <= max_label_tokens)
+    judged = judged_label_positions(labels, max_label_tokens)
     hits = logits.argmax(dim=-1) == labels
     return (hits | ~judged).all(dim=1)
 

@@ -1,29 +1,21 @@
 """Build :class:`InterventionBatch` objects straight from token ids (no tokenizer, no RAVEL).
 
-The batches follow the conventions of :mod:`hyperdas_tl.data.batching`: right padding, base_ids =
-prompt + label tokens, ``labels[b, t]`` = the token to predict after position ``t``.
+The tensors come from :func:`hyperdas_tl.data.token_rows.token_batch` (the package's one
+token-id batch builder); a :class:`Row` adds what the batch's :class:`InterventionExample` list
+needs (attribute, labels, split).
 """
 
 from dataclasses import dataclass
 
-import torch
-
-from hyperdas_tl.data.batching import IGNORE_INDEX, InterventionBatch
+from hyperdas_tl.data.batching import InterventionBatch
 from hyperdas_tl.data.examples import InterventionExample
-
-PAD = 2
+from hyperdas_tl.data.token_rows import PAD, TokenRow, token_batch
 
 
 @dataclass
-class Row:
-    """One synthetic example as token ids."""
+class Row(TokenRow):
+    """One synthetic example as token ids, with its example's text fields."""
 
-    base_prompt: list[int]
-    base_entity_last: int
-    source_prompt: list[int]
-    source_entity_last: int
-    label_tokens: list[int]
-    kind: str = "cause"
     attribute: str = "A"
     queried: str | None = None
     label_text: str = "x"
@@ -56,41 +48,6 @@ def example_of(row: Row) -> InterventionExample:
     )
 
 
-def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:
-    width = max(len(s) for s in seqs)
-    return torch.tensor([s + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
-
-
 def make_batch(rows: list[Row], pad: int = PAD) -> InterventionBatch:
-    """A padded batch of ``rows`` (see the module docstring)."""
-    base = [r.base_prompt + r.label_tokens for r in rows]
-    labels = []
-    for r in rows:
-        n = len(r.base_prompt)
-        row_labels = [IGNORE_INDEX] * (n + len(r.label_tokens))
-        for i, token in enumerate(r.label_tokens):
-            row_labels[n - 1 + i] = token
-        labels.append(row_labels)
-    base_ids = _pad(base, pad)
-    base_mask = _pad([[1] * len(s) for s in base], 0)
-    base_intervenable = _pad([[1] * len(r.base_prompt) for r in rows], 0)
-    base_intervenable = torch.nn.functional.pad(
-        base_intervenable, (0, base_ids.shape[1] - base_intervenable.shape[1])
-    ).bool()
-    source_ids = _pad([r.source_prompt for r in rows], pad)
-    source_mask = _pad([[1] * len(r.source_prompt) for r in rows], 0)
-    return InterventionBatch(
-        base_ids=base_ids,
-        base_attention_mask=base_mask,
-        base_intervenable=base_intervenable,
-        base_entity_last=torch.tensor([r.base_entity_last for r in rows]),
-        source_ids=source_ids,
-        source_attention_mask=source_mask,
-        source_intervenable=source_mask.bool(),
-        source_entity_last=torch.tensor([r.source_entity_last for r in rows]),
-        labels=_pad(labels, IGNORE_INDEX),
-        is_cause=torch.tensor([r.kind == "cause" for r in rows]),
-        concept_ids=torch.ones(len(rows), 2, dtype=torch.long),
-        concept_attention_mask=torch.ones(len(rows), 2, dtype=torch.long),
-        examples=[example_of(r) for r in rows],
-    )
+    """A padded batch of ``rows`` (see :func:`~hyperdas_tl.data.token_rows.token_batch`)."""
+    return token_batch(rows, pad, examples=[example_of(r) for r in rows])

@@ -147,7 +147,7 @@ def test_memory_probe_in_a_subprocess():
 
 
 def test_main_writes_json_and_markdown(tmp_path, tiny_model, monkeypatch):
-    monkeypatch.setattr(bench, "load_target", lambda name: tiny_model)
+    monkeypatch.setattr("hyperdas_tl.bench.runner.load_target", lambda name: tiny_model)
     out = tmp_path / "bench.json"
     argv = ["--model", TINY_LLAMA_NAME, "--batch", "2", "--seq", "8", "--concept-len", "4"]
     argv += ["--n-hypernet-layers", "2", "--repeats", "1", "--hook-repeats", "1", "--no-memory"]

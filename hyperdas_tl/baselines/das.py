@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import orthogonal
 from tqdm.auto import tqdm
 
-from hyperdas_tl.data.batching import IGNORE_INDEX, InterventionBatch
+from hyperdas_tl.data.batching import IGNORE_INDEX, InterventionBatch, judged_label_positions
 from hyperdas_tl.hooks import capture_resid_pre, resid_pre_name, soft_interchange_hook_for
 from hyperdas_tl.interchange import check_basis, positions_to_selection
 from hyperdas_tl.metrics import (
@@ -374,8 +374,7 @@ def label_loss(
     logits: Float[Tensor, "batch pos d_vocab"], labels: Tensor, max_label_tokens: int
 ) -> Tensor:
     """Cross-entropy over the first ``max_label_tokens`` labelled positions of each row."""
-    labelled = labels != IGNORE_INDEX
-    judged = labelled & (labelled.long().cumsum(dim=1) <= max_label_tokens)
+    judged = judged_label_positions(labels, max_label_tokens)
     if not bool(judged.any()):
         raise ValueError("no label tokens to train on (labels are all -100)")
     return nn.functional.cross_entropy(logits[judged].float(), labels[judged])
@@ -435,8 +434,7 @@ def _validate(
             rows = item.batch.is_cause == is_cause
             hits[is_cause] += int((correct & rows).sum())
             totals[is_cause] += int(rows.sum())
-        labelled = labels != IGNORE_INDEX
-        judged = labelled & (labelled.long().cumsum(dim=1) <= max_label_tokens)
+        judged = judged_label_positions(labels, max_label_tokens)
         loss_sum += float(
             nn.functional.cross_entropy(logits[judged].float(), labels[judged], reduction="sum")
         )

@@ -25,6 +25,15 @@ from hyperdas_tl.data.examples import InterventionExample
 IGNORE_INDEX = -100
 
 
+def judged_label_positions(
+    labels: Int[Tensor, "batch pos"], max_label_tokens: int
+) -> Bool[Tensor, "batch pos"]:
+    """The positions teacher forcing judges (and DAS trains on): the first ``max_label_tokens``
+    labelled (``!= IGNORE_INDEX``) positions of each row."""
+    labelled = labels != IGNORE_INDEX
+    return labelled & (labelled.long().cumsum(dim=1) <= max_label_tokens)
+
+
 @dataclass
 class InterventionBatch:
     """A padded batch of :class:`InterventionExample` (see the module docstring)."""

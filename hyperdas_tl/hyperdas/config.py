@@ -25,6 +25,13 @@ SELECTION_MODES: tuple[str, ...] = ("soft", "one_to_many", "one_to_one")
 StateRouting = Literal["grouped", "all"]
 SelectionScore = Literal["dot", "cosine"]
 
+
+def check_selection_mode(mode: str) -> None:
+    """Raise ``ValueError`` unless ``mode`` is one of :data:`SELECTION_MODES`."""
+    if mode not in SELECTION_MODES:
+        raise ValueError(f"selection_mode must be one of {SELECTION_MODES}, got {mode!r}")
+
+
 PAPER_K = 128
 PAPER_D_MODEL = 4096
 

@@ -2,14 +2,13 @@
 the same code as DAS, MDAS, probe subspaces and the controls."""
 
 from collections.abc import Callable
-from dataclasses import replace
 
 import torch
 from torch import Tensor
 
 from hyperdas_tl.data.batching import InterventionBatch
 from hyperdas_tl.hooks import soft_interchange_hook_for
-from hyperdas_tl.hyperdas.config import SELECTION_MODES, SelectionMode
+from hyperdas_tl.hyperdas.config import SelectionMode, check_selection_mode
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.interchange import fit_selection_width
 from hyperdas_tl.metrics import Hooks, Intervention
@@ -35,19 +34,13 @@ def hyperdas_intervention(
         basis_override: faithfulness control: replaces ``R(e)`` (e.g. by a random orthonormal
             basis of the same k), keeping the selection.
     """
-    if selection_mode not in SELECTION_MODES:
-        raise ValueError(f"selection_mode must be one of {SELECTION_MODES}, got {selection_mode!r}")
+    check_selection_mode(selection_mode)
 
     @torch.no_grad()
     def build(batch: InterventionBatch, width: int) -> Hooks:
         states = model.target_states(batch)
         if zero_source:
-            zeroed = replace(
-                states.source,
-                resid_pre=torch.zeros_like(states.source.resid_pre),
-                final=torch.zeros_like(states.source.final),
-            )
-            states = replace(states, source=zeroed)
+            states = states.with_zeroed_source()
         output = model(batch, selection_mode, states=states)
         basis = output.basis if basis_override is None else basis_override(output.basis)
         selection = fit_selection_width(output.selection, width)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-IGNORE_INDEX = -100
+from hyperdas_tl.data.batching import IGNORE_INDEX
 
 
 @dataclass

@@ -11,6 +11,13 @@ One forward (:meth:`HyperDAS.forward`):
 4. The intervened pass starts at layer L from the base's ``hook_resid_pre`` (blocks before L never
    run again, so nothing before L is kept for backward) with the soft interchange hook of
    :mod:`hyperdas_tl.hooks` on ``blocks.L.hook_resid_pre``, scoped by ``model.hooks``.
+5. The loss (:func:`hyperdas_tl.hyperdas.loss.hyperdas_loss`) of the intervened logits.
+
+Each step is a public method, so callers that time, measure or vary one step (the benchmark, the
+faithfulness controls) run these very calls instead of a copy of the forward:
+:meth:`HyperDAS.target_states` (1) -> :meth:`HyperDAS.intervention_weights` (2-3) ->
+:meth:`HyperDAS.intervene` (4) -> :meth:`HyperDAS.loss` (5). :meth:`HyperDAS.forward` is that
+chain with the batch and the weights validated.
 """
 
 from dataclasses import dataclass, replace
@@ -19,11 +26,11 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
-from hyperdas_tl.data.batching import InterventionBatch
+from hyperdas_tl.data.batching import IGNORE_INDEX, InterventionBatch
 from hyperdas_tl.hooks import soft_interchange_hook_for
-from hyperdas_tl.hyperdas.config import SELECTION_MODES, HyperDASConfig, SelectionMode
+from hyperdas_tl.hyperdas.config import HyperDASConfig, SelectionMode, check_selection_mode
 from hyperdas_tl.hyperdas.hypernetwork import Hypernetwork
-from hyperdas_tl.hyperdas.loss import IGNORE_INDEX, HyperDASLoss, hyperdas_loss
+from hyperdas_tl.hyperdas.loss import HyperDASLoss, hyperdas_loss
 from hyperdas_tl.hyperdas.selection import PositionSelection, read_out
 from hyperdas_tl.hyperdas.subspace import HouseholderSubspace
 from hyperdas_tl.partial_forward import ResidStreamStates, resid_stream_states, run_from_layer
@@ -37,6 +44,16 @@ class TargetStates:
     base: ResidStreamStates
     source: ResidStreamStates
 
+    def with_zeroed_source(self) -> "TargetStates":
+        """These states with the source's (every ``hook_resid_pre`` and the final output)
+        zeroed: the faithfulness control in which no label can come from the source."""
+        source = replace(
+            self.source,
+            resid_pre=torch.zeros_like(self.source.resid_pre),
+            final=torch.zeros_like(self.source.final),
+        )
+        return replace(self, source=source)
+
 
 @dataclass
 class InterventionWeights:
@@ -48,8 +65,22 @@ class InterventionWeights:
     """The soft weights ``A`` (columns sum to 1; null row last)."""
     selection: Float[Tensor, "batch src_pos_plus_null base_pos"]
     """The read-out of ``soft_selection`` the intervention uses."""
-    basis: Float[Tensor, "batch d_model k"]
-    """``R(e)``, orthonormal columns."""
+    basis: Float[Tensor, "*batch d_model k"]
+    """``R(e)``, orthonormal columns (a control may swap in one ``[d_model, k]`` basis shared by
+    every example: :meth:`HyperDAS.intervene` takes either)."""
+
+    def check_finite(self) -> None:
+        """Raise ``FloatingPointError`` when the encoding, the soft selection or the basis holds
+        NaN / inf."""
+        for name, value in (
+            ("encoding e", self.encoding),
+            ("selection", self.soft_selection),
+            ("basis R(e)", self.basis),
+        ):
+            if not bool(torch.isfinite(value).all()):
+                raise FloatingPointError(
+                    f"the {name} is not finite (NaN/inf in HyperDAS weights or inputs)"
+                )
 
 
 @dataclass
@@ -144,25 +175,26 @@ class HyperDAS(nn.Module):
     ) -> InterventionWeights:
         """Steps 2-3: the encoding, the soft selection and its read-out, and ``R(e)`` (no
         checks; :meth:`forward` validates the batch and the results)."""
-        base_mask, source_mask = self.position_masks(batch)
-        encoding = self.hypernetwork(
-            batch.concept_ids,
-            batch.concept_attention_mask,
-            states.base.all_states(),
-            base_mask,
-            states.source.all_states(),
-            source_mask,
-        )
-        layer = self.layer
-        soft = self.selection(
-            encoding, states.base.at(layer), states.source.at(layer), base_mask, source_mask
-        )
-        selection = read_out(
-            soft, selection_mode, base_mask, source_mask, self.config.one_to_one_floor
-        )
-        # R(e) in float32 even under autocast: its columns must stay orthonormal to 1e-3
-        with torch.autocast(device_type=encoding.device.type, enabled=False):
-            basis = self.subspace(encoding.float())
+        with autocast_like(self.target):  # a no-op beside a float32 target
+            base_mask, source_mask = self.position_masks(batch)
+            encoding = self.hypernetwork(
+                batch.concept_ids,
+                batch.concept_attention_mask,
+                states.base.all_states(),
+                base_mask,
+                states.source.all_states(),
+                source_mask,
+            )
+            layer = self.layer
+            soft = self.selection(
+                encoding, states.base.at(layer), states.source.at(layer), base_mask, source_mask
+            )
+            selection = read_out(
+                soft, selection_mode, base_mask, source_mask, self.config.one_to_one_floor
+            )
+            # R(e) in float32 even under autocast: its columns must stay orthonormal to 1e-3
+            with torch.autocast(device_type=encoding.device.type, enabled=False):
+                basis = self.subspace(encoding.float())
         return InterventionWeights(encoding, soft, selection, basis)
 
     @torch.no_grad()
@@ -177,6 +209,43 @@ class HyperDAS(nn.Module):
                 ),
             )
 
+    def intervene(
+        self, batch: InterventionBatch, states: TargetStates, weights: InterventionWeights
+    ) -> Float[Tensor, "batch base_pos d_vocab"]:
+        """Step 4: the intervened base run from layer L, patching ``weights.basis`` of the
+        source's layer-L states into the base by ``weights.selection`` (no checks;
+        :meth:`forward` validates the batch and the weights)."""
+        layer = self.layer
+        with autocast_like(self.target):
+            hook = soft_interchange_hook_for(
+                self.target, layer, states.source.at(layer), weights.selection, weights.basis
+            )
+            with self.target.hooks(fwd_hooks=[hook]):
+                return run_from_layer(
+                    self.target, states.base.at(layer), layer, batch.base_attention_mask
+                )
+
+    def loss(
+        self,
+        batch: InterventionBatch,
+        logits: Float[Tensor, "batch base_pos d_vocab"],
+        weights: InterventionWeights,
+        *,
+        sparsity_weight: float = 0.0,
+    ) -> HyperDASLoss:
+        """The training loss of :meth:`intervene`'s logits (cause / isolate weights from the
+        config; the sparsity penalty is on ``weights.soft_selection``)."""
+        with autocast_like(self.target):
+            return hyperdas_loss(
+                logits,
+                batch.labels,
+                batch.is_cause,
+                weights.soft_selection,
+                cause_weight=self.config.cause_weight,
+                isolate_weight=self.config.isolate_weight,
+                sparsity_weight=sparsity_weight,
+            )
+
     def forward(
         self,
         batch: InterventionBatch,
@@ -185,7 +254,9 @@ class HyperDAS(nn.Module):
         sparsity_weight: float = 0.0,
         states: TargetStates | None = None,
     ) -> HyperDASOutput:
-        """Intervene on ``batch`` and, when it has labels, compute the loss.
+        """Intervene on ``batch`` and, when it has labels, compute the loss:
+        :meth:`target_states` -> :meth:`intervention_weights` -> :meth:`intervene` ->
+        :meth:`loss`, with the batch and the weights validated.
 
         Args:
             batch: base/source/concept tensors (see :mod:`hyperdas_tl.data.batching`).
@@ -193,58 +264,21 @@ class HyperDAS(nn.Module):
             sparsity_weight: weight of the sparsity penalty in ``loss.total``.
             states: precomputed :meth:`target_states` (computed here when None).
         """
-        if selection_mode not in SELECTION_MODES:
-            raise ValueError(
-                f"selection_mode must be one of {SELECTION_MODES}, got {selection_mode!r}"
-            )
+        check_selection_mode(selection_mode)
         check_batch(batch, self.target)
         states = states if states is not None else self.target_states(batch)
-        with autocast_like(self.target):
-            return self._intervene(batch, states, selection_mode, sparsity_weight)
-
-    def _intervene(
-        self,
-        batch: InterventionBatch,
-        states: TargetStates,
-        selection_mode: SelectionMode,
-        sparsity_weight: float,
-    ) -> HyperDASOutput:
-        layer = self.layer
-        base_l, source_l = states.base.at(layer), states.source.at(layer)
         weights = self.intervention_weights(batch, states, selection_mode)
-        encoding, soft, selection, basis = (
-            weights.encoding,
-            weights.soft_selection,
-            weights.selection,
-            weights.basis,
-        )
-        for name, value in (("encoding e", encoding), ("selection", soft), ("basis R(e)", basis)):
-            if not bool(torch.isfinite(value).all()):
-                raise FloatingPointError(
-                    f"the {name} is not finite (NaN/inf in HyperDAS weights or inputs)"
-                )
-
-        hook = soft_interchange_hook_for(self.target, layer, source_l, selection, basis)
-        with self.target.hooks(fwd_hooks=[hook]):
-            logits = run_from_layer(self.target, base_l, layer, batch.base_attention_mask)
-
+        weights.check_finite()
+        logits = self.intervene(batch, states, weights)
         loss = None
         if bool((batch.labels != IGNORE_INDEX).any()):
-            loss = hyperdas_loss(
-                logits,
-                batch.labels,
-                batch.is_cause,
-                soft,
-                cause_weight=self.config.cause_weight,
-                isolate_weight=self.config.isolate_weight,
-                sparsity_weight=sparsity_weight,
-            )
+            loss = self.loss(batch, logits, weights, sparsity_weight=sparsity_weight)
         return HyperDASOutput(
             logits=logits,
-            selection=selection,
-            soft_selection=soft,
-            basis=basis,
-            encoding=encoding,
+            selection=weights.selection,
+            soft_selection=weights.soft_selection,
+            basis=weights.basis,
+            encoding=weights.encoding,
             loss=loss,
         )
 

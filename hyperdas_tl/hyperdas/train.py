@@ -24,7 +24,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from hyperdas_tl.data.batching import InterventionBatch
+from hyperdas_tl.data.batching import InterventionBatch, judged_label_positions
 from hyperdas_tl.hyperdas.checkpoint import (
     ARCHITECTURE_FIELDS,
     TrainerState,
@@ -34,7 +34,7 @@ from hyperdas_tl.hyperdas.checkpoint import (
     save_checkpoint,
 )
 from hyperdas_tl.hyperdas.config import HyperDASConfig, SelectionMode
-from hyperdas_tl.hyperdas.loss import IGNORE_INDEX, HyperDASLoss, sparsity_weight
+from hyperdas_tl.hyperdas.loss import HyperDASLoss, sparsity_weight
 from hyperdas_tl.hyperdas.model import HyperDAS, TargetStates
 from hyperdas_tl.hyperdas.subspace import r0_parameters
 
@@ -114,8 +114,7 @@ def _correct(
 ) -> tuple[Bool[Tensor, " batch"], Bool[Tensor, " batch"]]:
     """Per example: whether the first ≤3 label tokens are all the argmax, and whether the
     example has a label at all."""
-    is_label = labels != IGNORE_INDEX
-    judged = is_label & (is_label.long().cumsum(dim=1) <= MAX_JUDGED_LABEL_TOKENS)
+    judged = judged_label_positions(labels, MAX_JUDGED_LABEL_TOKENS)
     hits = (logits.argmax(dim=-1) == labels) | ~judged
     return hits.all(dim=1) & judged.any(dim=1), judged.any(dim=1)
 

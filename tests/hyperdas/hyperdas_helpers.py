@@ -3,7 +3,8 @@ overridable by keyword)."""
 
 import torch
 
-from hyperdas_tl.data.batching import IGNORE_INDEX, InterventionBatch
+from hyperdas_tl.data.batching import InterventionBatch
+from hyperdas_tl.data.token_rows import TokenRow, token_batch
 from hyperdas_tl.hyperdas.config import HyperDASConfig
 
 
@@ -34,40 +35,25 @@ def build_batch(
     seed: int = 0,
 ) -> InterventionBatch:
     """Random right-padded batch: example b has ``b`` padding tokens on base and source, its last
-    ``n_label`` real base tokens are label tokens, concepts have ``b % 2`` padding tokens."""
+    ``n_label`` real base tokens are label tokens, concepts have ``b % 2`` padding tokens (padding
+    id 0, entities at position 0, examples alternate cause / isolate)."""
     g = torch.Generator().manual_seed(seed)
-    base_ids = torch.randint(1, vocab, (batch, base_len), generator=g)
-    source_ids = torch.randint(1, vocab, (batch, src_len), generator=g)
-    concept_ids = torch.randint(1, vocab, (batch, concept_len), generator=g)
-    base_mask = torch.ones(batch, base_len, dtype=torch.long)
-    source_mask = torch.ones(batch, src_len, dtype=torch.long)
-    concept_mask = torch.ones(batch, concept_len, dtype=torch.long)
-    labels = torch.full((batch, base_len), IGNORE_INDEX)
-    base_intervenable = torch.zeros(batch, base_len, dtype=torch.bool)
+    base_ids = torch.randint(1, vocab, (batch, base_len), generator=g).tolist()
+    source_ids = torch.randint(1, vocab, (batch, src_len), generator=g).tolist()
+    concept_ids = torch.randint(1, vocab, (batch, concept_len), generator=g).tolist()
+    rows = []
     for b in range(batch):
-        pad = min(b, base_len - n_label - 2)
-        base_mask[b, base_len - pad :] = 0
-        source_mask[b, src_len - min(b, src_len - 1) :] = 0
-        concept_mask[b, concept_len - (b % 2) :] = 0
-        n_real = base_len - pad
+        n_real = base_len - min(b, base_len - n_label - 2)
         prompt = n_real - n_label
-        base_intervenable[b, :prompt] = True
-        # labels[t] is the token after position t: label tokens are base_ids[prompt:n_real].
-        labels[b, prompt - 1 : n_real - 1] = base_ids[b, prompt:n_real]
-    base_ids = base_ids * base_mask
-    source_ids = source_ids * source_mask
-    concept_ids = concept_ids * concept_mask
-    return InterventionBatch(
-        base_ids=base_ids,
-        base_attention_mask=base_mask,
-        base_intervenable=base_intervenable,
-        base_entity_last=torch.zeros(batch, dtype=torch.long),
-        source_ids=source_ids,
-        source_attention_mask=source_mask,
-        source_intervenable=source_mask.bool(),
-        source_entity_last=torch.zeros(batch, dtype=torch.long),
-        labels=labels,
-        is_cause=torch.arange(batch) % 2 == 0,
-        concept_ids=concept_ids,
-        concept_attention_mask=concept_mask,
-    )
+        rows.append(
+            TokenRow(
+                base_prompt=base_ids[b][:prompt],
+                base_entity_last=0,
+                source_prompt=source_ids[b][: src_len - min(b, src_len - 1)],
+                source_entity_last=0,
+                label_tokens=base_ids[b][prompt:n_real],
+                kind="cause" if b % 2 == 0 else "isolate",
+                concept=concept_ids[b][: concept_len - (b % 2)],
+            )
+        )
+    return token_batch(rows, pad=0)

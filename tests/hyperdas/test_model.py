@@ -90,6 +90,30 @@ def test_forward_is_deterministic_and_seeded(tiny_target):
     assert torch.equal(a(batch).logits, b(batch).logits)
 
 
+def test_forward_is_the_chain_of_its_public_steps(model):
+    """target_states -> intervention_weights -> intervene -> loss is forward, bit for bit (the
+    seam the benchmark and the faithfulness controls call)."""
+    batch = build_batch()
+    for mode in SELECTION_MODES:
+        out = model(batch, mode, sparsity_weight=0.5)
+        states = model.target_states(batch)
+        weights = model.intervention_weights(batch, states, mode)
+        logits = model.intervene(batch, states, weights)
+        loss = model.loss(batch, logits, weights, sparsity_weight=0.5)
+        assert torch.equal(logits, out.logits)
+        assert torch.equal(weights.selection, out.selection)
+        assert torch.equal(weights.basis, out.basis)
+        assert torch.equal(loss.total, out.loss.total)
+
+
+def test_zeroed_source_states(model):
+    states = model.target_states(build_batch())
+    zeroed = states.with_zeroed_source()
+    assert not bool(zeroed.source.resid_pre.any()) and not bool(zeroed.source.final.any())
+    assert zeroed.base is states.base and zeroed.source.layers == states.source.layers
+    assert bool(states.source.resid_pre.any())  # the original is left alone
+
+
 def test_state_groups_cover_every_state_once():
     groups = state_groups(31, 8, "grouped")
     assert sorted(i for g in groups for i in g) == list(range(31))

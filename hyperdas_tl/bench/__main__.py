@@ -1,0 +1,3 @@
+from hyperdas_tl.bench.cli import main
+
+raise SystemExit(main())
