@@ -42,6 +42,7 @@ from hyperdas_tl.hyperdas.selection import read_out
 from hyperdas_tl.hyperdas.train import TrainResult, train_hyperdas
 from hyperdas_tl.metrics import EvalResult
 from hyperdas_tl.models import load_model
+from hyperdas_tl.precision import model_dtype, precision_name
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,12 @@ class NotebookRun:
 
 
 def _wanted_config(profile: Profile, target: Any) -> dict[str, Any]:
-    config = replace(profile.hyperdas, target_model=MODEL_NAME, data=profile.data.to_dict())
+    config = replace(
+        profile.hyperdas,
+        target_model=MODEL_NAME,
+        data=profile.data.to_dict(),
+        target_dtype=precision_name(model_dtype(target)),  # what HyperDAS records when built
+    )
     return config.resolved_for(int(target.cfg.n_layers), int(target.cfg.d_model)).to_dict()
 
 
