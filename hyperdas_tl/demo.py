@@ -59,10 +59,10 @@ def demo_compare_settings() -> CompareSettings:
         val_split="val_entity",
         eval_splits=("val_entity", "test_entity"),
         das_lrs=(3e-3, 1e-2, 3e-2),
-        das_max_epochs=6,
-        das_patience=2,
+        das_max_epochs=4,
+        das_patience=1,
         hyperdas=HyperDASConfig(
-            n_hypernet_layers=2, n_steps=150, lr=1e-3, head_lr=3e-3, null_init_weight=0.5,
+            n_hypernet_layers=2, n_steps=100, lr=3e-4, head_lr=1e-3, null_init_weight=0.5,
             eval_every=50,
         ),
     )  # fmt: skip
