@@ -2,11 +2,12 @@
 differences it reports by default."""
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hyperdas_tl.baselines.das import OBJECTIVES, Objective
 from hyperdas_tl.compare.methods import HYPERDAS_METHODS
+from hyperdas_tl.config_dict import check_known_fields
 from hyperdas_tl.hyperdas.config import HyperDASConfig
 from hyperdas_tl.metrics import JUDGE_MODES, EvalConfig, JudgeMode
 from hyperdas_tl.stats import BootstrapConfig
@@ -112,10 +113,7 @@ class CompareSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CompareSettings":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown CompareSettings fields: {sorted(unknown)}")
+        check_known_fields(cls, data)
         data = dict(data)
         if "hyperdas" in data:
             data["hyperdas"] = HyperDASConfig.from_dict(data["hyperdas"])

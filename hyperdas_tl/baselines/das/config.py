@@ -1,7 +1,9 @@
 """One DAS / MDAS run's settings (:class:`DASConfig`) and the two objectives."""
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
+
+from hyperdas_tl.config_dict import check_known_fields
 
 Objective = Literal["das", "mdas"]
 OBJECTIVES: tuple[Objective, ...] = ("das", "mdas")
@@ -72,8 +74,5 @@ class DASConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DASConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown DASConfig fields: {sorted(unknown)}")
+        check_known_fields(cls, data)
         return cls(**data)
