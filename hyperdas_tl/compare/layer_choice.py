@@ -2,7 +2,7 @@
 (:func:`choose_layer`); test splits are never read."""
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -12,7 +12,7 @@ from hyperdas_tl.compare.scores import METRICS
 from hyperdas_tl.compare.settings import CompareSettings
 from hyperdas_tl.experiment import ExperimentData
 from hyperdas_tl.hooks import resid_pre_name
-from hyperdas_tl.metrics import EvalConfig, evaluate
+from hyperdas_tl.metrics import EvalConfig, evaluate, mean_present
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +53,6 @@ class LayerChoice:
             scores=[LayerScore(**s) for s in data["scores"]],
             settings=dict(data.get("settings", {})),
         )
-
-
-def _mean_present(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return sum(present) / len(present) if present else None
 
 
 def choose_layer(
@@ -107,7 +102,7 @@ def choose_layer(
             model, val, subspaces.intervention(model), method=f"DAS L{layer}", config=scoring
         )
         domains = [d for d in result.domains if d.mode == "teacher_forced"]
-        values = {m: _mean_present(getattr(d, m) for d in domains) for m in METRICS}
+        values = {m: mean_present(getattr(d, m) for d in domains) for m in METRICS}
         scores.append(LayerScore(layer=layer, **values))
         logger.info("layer %d: val Disentangle %s", layer, values["disentangle"])
     best = max(
