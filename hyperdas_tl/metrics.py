@@ -308,7 +308,8 @@ class DomainScore:
     attributes: tuple[str, ...]
 
 
-def _mean(values: Iterable[float | None]) -> float | None:
+def mean_present(values: Iterable[float | None]) -> float | None:
+    """The mean of the values that are not None (None when none is)."""
     present = [v for v in values if v is not None]
     return sum(present) / len(present) if present else None
 
@@ -348,9 +349,9 @@ def summarise(judgements: Sequence[Judgement]) -> tuple[list[AttributeScore], li
             domain=domain,
             split=split,
             mode=mode,  # type: ignore[arg-type]
-            cause=_mean(s.cause for s in scores),
-            isolate=_mean(s.isolate for s in scores),
-            disentangle=_mean(s.disentangle for s in scores),
+            cause=mean_present(s.cause for s in scores),
+            isolate=mean_present(s.isolate for s in scores),
+            disentangle=mean_present(s.disentangle for s in scores),
             attributes=tuple(s.attribute for s in scores),
         )
         for (domain, split, mode), scores in sorted(groups.items())

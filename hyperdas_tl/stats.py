@@ -27,11 +27,13 @@ over the cells it has.
 
 import logging
 from collections.abc import Hashable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
 from scipy import stats as scipy_stats
+
+from hyperdas_tl.config_dict import check_known_fields
 
 logger = logging.getLogger(__name__)
 
@@ -117,10 +119,7 @@ class BootstrapConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BootstrapConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown BootstrapConfig fields: {sorted(unknown)}")
+        check_known_fields(cls, data)
         return cls(**data)
 
 

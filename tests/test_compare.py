@@ -220,7 +220,7 @@ def test_finished_folder_resumes_without_training(tiny_model, data, run, monkeyp
     def no_training(*args, **kwargs):
         raise AssertionError("a finished (method, seed) was run again")
 
-    monkeypatch.setattr(compare, "_run_unit", no_training)
+    monkeypatch.setattr("hyperdas_tl.compare.pipeline.run_unit", no_training)
     again = compare_methods(tiny_model, data, [1, 2], 4, RUN, SEEDS, settings=SETTINGS,
                             out_dir=out)  # fmt: skip
     assert again.summary() == report.summary()

@@ -1,9 +1,9 @@
 """Baselines HyperDAS is compared with: DAS / MDAS subspaces and linear probes.
 
-- :mod:`hyperdas_tl.baselines.das`: one trainer for DAS (cause examples) and MDAS (cause +
-  isolate), a learned orthonormal basis at the entity's last token; one subspace per target
-  attribute in RAVEL's protocol (:func:`train_attribute_subspaces`), the learning rate and the
-  epoch chosen on validation.
+- :mod:`hyperdas_tl.baselines.das` (a package, one concept per file): one trainer for DAS
+  (cause examples) and MDAS (cause + isolate), a learned orthonormal basis at the entity's last
+  token; one subspace per target attribute in RAVEL's protocol
+  (:func:`train_attribute_subspaces`), the learning rate and the epoch chosen on validation.
 - :mod:`hyperdas_tl.baselines.controls`: no intervention, a random subspace of the same k, and
   the full-residual swap at the entity token.
 - :mod:`hyperdas_tl.baselines.probes`: per-layer logistic-regression probes on the entity's

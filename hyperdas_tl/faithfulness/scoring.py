@@ -27,6 +27,7 @@ from hyperdas_tl.metrics import (
     EvalResult,
     Judgement,
     batch_judgements,
+    mean_present,
     summarise,
     teacher_forced_correct,
 )
@@ -50,12 +51,8 @@ class Score(ResultDict):
         if not scores:
             raise ValueError(f"{result.method!r} has no teacher-forced scores")
 
-        def mean(values: list[float | None]) -> float | None:
-            present = [v for v in values if v is not None]
-            return sum(present) / len(present) if present else None
-
-        cause = mean([s.cause for s in scores])
-        isolate = mean([s.isolate for s in scores])
+        cause = mean_present(s.cause for s in scores)
+        isolate = mean_present(s.isolate for s in scores)
         both = cause is not None and isolate is not None
         return cls(
             cause=cause,

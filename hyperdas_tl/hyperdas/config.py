@@ -15,8 +15,10 @@ exchange 22% of the stream and hurt Isolate.
 """
 
 import logging
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
+
+from hyperdas_tl.config_dict import check_known_fields
 
 logger = logging.getLogger(__name__)
 
@@ -210,10 +212,7 @@ class HyperDASConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "HyperDASConfig":
         """Inverse of :meth:`to_dict`; unknown keys raise."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown HyperDASConfig fields: {', '.join(unknown)}")
+        check_known_fields(cls, data, comma_separated=True)
         return cls(**data)
 
 

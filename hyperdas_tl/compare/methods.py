@@ -1,0 +1,29 @@
+"""The methods a comparison knows, which of them are seeded, and the names they are scored under."""
+
+from hyperdas_tl.hyperdas.config import SELECTION_MODES
+
+METHODS: tuple[str, ...] = (
+    "no intervention",
+    "random subspace",
+    "full residual swap",
+    "probe",
+    "DAS",
+    "MDAS",
+    "DAS (pooled)",
+    "MDAS (pooled)",
+    "HyperDAS",
+)
+"""Every method :func:`compare_methods` knows (``"HyperDAS"`` is scored as its read-outs)."""
+DEFAULT_METHODS: tuple[str, ...] = tuple(m for m in METHODS if "pooled" not in m)
+SEEDED_METHODS = frozenset(
+    {"random subspace", "DAS", "MDAS", "DAS (pooled)", "MDAS (pooled)", "HyperDAS"}
+)
+"""Methods run once per seed; the others are deterministic and run once (seed None)."""
+HYPERDAS_METHODS: tuple[str, ...] = tuple(f"HyperDAS ({mode})" for mode in SELECTION_MODES)
+PER_ATTRIBUTE_METHODS = frozenset({"DAS", "MDAS", "probe"})
+"""Methods that learn one subspace per target attribute from its own cause rows."""
+
+
+def scored_names(method: str) -> tuple[str, ...]:
+    """The method names a requested method is scored under (HyperDAS: its three read-outs)."""
+    return HYPERDAS_METHODS if method == "HyperDAS" else (method,)

@@ -1,0 +1,184 @@
+"""The comparison itself: :func:`compare_methods` checks its inputs, chooses the layer, runs
+every (method, seed) unit (resuming finished ones from ``out_dir``) and builds the report."""
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hyperdas_tl.compare.data_checks import check_attribute_rows, split_batches, target_attributes
+from hyperdas_tl.compare.layer_choice import LayerChoice, choose_layer
+from hyperdas_tl.compare.methods import DEFAULT_METHODS, METHODS, SEEDED_METHODS
+from hyperdas_tl.compare.records import ExampleRecord, read_records, records_text
+from hyperdas_tl.compare.report import ComparisonReport, build_report, write_report
+from hyperdas_tl.compare.run_folder import (
+    LAYER_JSON,
+    check_run_folder,
+    json_text,
+    run_fingerprint,
+    unit_name,
+    write_file,
+)
+from hyperdas_tl.compare.settings import CompareSettings
+from hyperdas_tl.compare.units import UnitContext, run_unit, score_unit
+from hyperdas_tl.experiment import ExperimentData
+from hyperdas_tl.hooks import resid_pre_name
+
+logger = logging.getLogger(__name__)
+
+SPLIT_ORDER = ("train", "val_entity", "val_context", "test_entity", "test_context")
+
+
+def _order(names: Iterable[str], order: Sequence[str]) -> list[str]:
+    rank = {name: i for i, name in enumerate(order)}
+    return sorted(set(names), key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def compare_methods(
+    model: Any,
+    data: ExperimentData,
+    layer: int | Sequence[int],
+    k: int,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    seeds: Sequence[int] = (0, 1, 2),
+    *,
+    settings: CompareSettings | None = None,
+    out_dir: str | Path | None = None,
+    metadata: dict[str, Any] | None = None,
+    on_unit: Callable[[str, int | None, float], None] | None = None,
+) -> ComparisonReport:
+    """Train and score ``methods`` on the same examples of ``data`` (see the package docstring,
+    :mod:`hyperdas_tl.compare`).
+
+    Args:
+        model: the frozen TransformerLens target.
+        data: batches and examples per split (``train``, ``settings.val_split`` and the
+            evaluation splits).
+        layer: the intervention layer, or candidate layers to choose from on
+            ``settings.val_split`` (:func:`choose_layer`).
+        k: subspace dimension of DAS, MDAS, the random control and HyperDAS (probes use at
+            most ``k`` and at most their rank).
+        methods: names from :data:`METHODS`.
+        seeds: seeds of every trained method (deterministic methods run once).
+        settings: training, scoring and interval settings.
+        out_dir: folder for incremental, resumable outputs (records, curves, summaries).
+        metadata: JSON-serialisable notes stored with the run (e.g. the command line).
+        on_unit: called as ``on_unit(method, seed, seconds)`` after each (method, seed) that
+            ran (not after resumed ones).
+    """
+    settings = settings or CompareSettings()
+    methods = list(dict.fromkeys(methods))
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"unknown methods {unknown}; choose from {METHODS}")
+    seeds = list(dict.fromkeys(int(s) for s in seeds))
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    resid_d = int(model.cfg.d_model)
+    if not 1 <= k <= resid_d:
+        raise ValueError(f"k must be in [1, d_model={resid_d}], got {k}")
+    split_batches(data, "train")
+    split_batches(data, settings.val_split)
+    splits = settings.eval_splits or tuple(s for s in data.batches if s != "train")
+    splits = tuple(_order(splits, SPLIT_ORDER))
+    for split in splits:
+        split_batches(data, split)
+    attributes = target_attributes(data)
+    check_attribute_rows(data, methods, settings.val_split)
+    if any("DAS" in m and m != "HyperDAS" for m in methods) and len(settings.das_lrs) < 3:
+        logger.warning(
+            "DAS / MDAS choose among %d learning rate(s); RAVEL's protocol wants at least 3",
+            len(settings.das_lrs),
+        )
+    domains = {e.domain for examples in data.examples.values() for e in examples}
+    if len(domains) != 1:
+        raise ValueError(f"one domain per comparison, got {sorted(domains)}")
+    domain = domains.pop()
+
+    metadata = dict(metadata or {})
+    out = Path(out_dir) if out_dir is not None else None
+    layer_arg: Any = layer if isinstance(layer, int) else [int(x) for x in layer]
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        check_run_folder(out, run_fingerprint(model, data, layer_arg, k, settings), metadata)
+
+    layer_choice = None
+    if isinstance(layer, int):
+        resid_pre_name(model, layer)
+        chosen = layer
+    else:
+        cached = out / LAYER_JSON if out is not None else None
+        if cached is not None and cached.exists():
+            layer_choice = LayerChoice.from_dict(json.loads(cached.read_text(encoding="utf-8")))
+            logger.info("layer choice resumed from %s: layer %d", cached, layer_choice.layer)
+        else:
+            start = time.perf_counter()
+            layer_choice = choose_layer(model, data, layer, k, settings=settings, seed=seeds[0])
+            metadata.setdefault("seconds", {})["layer_choice"] = time.perf_counter() - start
+            if cached is not None:
+                write_file(cached, json_text(layer_choice.to_dict()))
+        chosen = layer_choice.layer
+
+    device = next(iter(model.parameters())).device
+    ctx = UnitContext(
+        model=model,
+        data=data,
+        batches={s: [b.to(device) for b in bs] for s, bs in data.batches.items()},
+        layer=chosen,
+        k=k,
+        attributes=attributes,
+        splits=splits,
+        settings=settings,
+    )
+    records: list[ExampleRecord] = []
+    curves: dict[str, Any] = {}
+    seconds = metadata.setdefault("seconds", {})
+    resumed = []
+    for method in methods:
+        for seed in seeds if method in SEEDED_METHODS else [None]:
+            name = unit_name(method, seed)
+            record_path = out / "records" / f"{name}.jsonl" if out is not None else None
+            curve_path = out / "curves" / f"{name}.json" if out is not None else None
+            label = f"{method} seed {seed}" if seed is not None else method
+            if record_path is not None and record_path.exists():
+                records.extend(read_records(record_path))
+                if curve_path is not None and curve_path.exists():
+                    curves[label] = json.loads(curve_path.read_text(encoding="utf-8"))
+                resumed.append(label)
+                logger.info("%s: records found in %s, skipped", label, record_path)
+                continue
+            start = time.perf_counter()
+            result = run_unit(ctx, method, seed)
+            unit_records = score_unit(ctx, result, seed)
+            elapsed = time.perf_counter() - start
+            unit_curves = {**result.curves, "seconds": elapsed}
+            if record_path is not None and curve_path is not None:
+                write_file(curve_path, json_text(unit_curves))
+                write_file(record_path, records_text(unit_records))  # last: marks it done
+            records.extend(unit_records)
+            curves[label] = unit_curves
+            seconds[label] = elapsed
+            logger.info("%s: trained and scored in %.1fs", label, elapsed)
+            if on_unit is not None:
+                on_unit(method, seed, elapsed)
+            del result
+    metadata["resumed"] = resumed
+
+    report = build_report(
+        records,
+        domain=domain,
+        layer=chosen,
+        k=k,
+        methods=methods,
+        seeds=seeds,
+        splits=splits,
+        settings=settings,
+        layer_choice=layer_choice,
+        curves=curves,
+        metadata=metadata,
+    )
+    if out is not None:
+        write_report(report, out)
+    return report

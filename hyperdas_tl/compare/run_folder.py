@@ -1,0 +1,91 @@
+"""What a comparison's ``out_dir`` holds: its file names, one records and one curves file per
+(method, seed), atomic writes, and ``run.json`` (the fingerprint that a resumed run must match,
+and every invocation)."""
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from hyperdas_tl.atomic_write import write_text_atomically
+from hyperdas_tl.compare.settings import CompareSettings
+from hyperdas_tl.experiment import ExperimentData
+from hyperdas_tl.metrics import example_id
+from hyperdas_tl.precision import model_dtype, precision_name
+
+RUN_JSON = "run.json"
+LAYER_JSON = "layer_choice.json"
+SUMMARY_JSON = "summary.json"
+DETAILS_JSON = "details.json"
+RECORDS_JSONL = "records.jsonl"
+SUMMARY_MD = "summary.md"
+
+
+def write_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(path, text)
+
+
+def json_text(data: Any) -> str:
+    """``data`` as the indented JSON every file of the folder is written in."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def unit_name(method: str, seed: int | None) -> str:
+    """The file stem of a (method, seed) unit's records and curves (``das.seed0``)."""
+    return f"{_slug(method)}.seed{'none' if seed is None else seed}"
+
+
+def run_fingerprint(
+    model: Any, data: ExperimentData, layer: Any, k: int, settings: CompareSettings
+) -> dict[str, Any]:
+    """What ``run.json`` records of a run: the model, the data config and a digest of every
+    example id, the layer (or candidates), k, and the settings that change records."""
+    digest = hashlib.sha1()
+    for split in sorted(data.examples):
+        digest.update(split.encode())
+        for example in data.examples[split]:
+            digest.update(example_id(example).encode())
+    cfg = model.cfg
+    return {
+        "model": {
+            "name": str(getattr(cfg, "model_name", "")),
+            "n_layers": int(cfg.n_layers),
+            "d_model": int(cfg.d_model),
+            "dtype": precision_name(model_dtype(model)),
+        },
+        "data": data.config.to_dict(),
+        "examples_sha1": digest.hexdigest(),
+        "layer": layer,
+        "k": k,
+        "training": settings.training_dict(),
+    }
+
+
+def check_run_folder(out: Path, fingerprint: dict[str, Any], metadata: dict[str, Any]) -> None:
+    """Create ``run.json`` or check that it describes this run; record this invocation."""
+    path = out / RUN_JSON
+    expected = json.loads(json.dumps(fingerprint))
+    invocations: list[Any] = []
+    if path.exists():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        previous = saved.get("fingerprint", {})
+        if previous != expected:
+            changed = sorted(
+                key
+                for key in set(expected) | set(previous)
+                if expected.get(key) != previous.get(key)
+            )
+            raise ValueError(
+                f"{out} holds a different comparison (differs in {changed}); choose another "
+                "output folder or delete it"
+            )
+        invocations = list(saved.get("invocations", []))
+    invocations.append(json.loads(json.dumps(metadata, default=str)))
+    write_file(path, json_text({"fingerprint": expected, "invocations": invocations}))
