@@ -187,7 +187,7 @@ def hyperdas_scores(
     hyperdas: HyperDAS,
     batches: Sequence[InterventionBatch],
     *,
-    selection_modes: Sequence[SelectionMode] = SELECTION_MODES,  # type: ignore[assignment]
+    selection_modes: Sequence[SelectionMode] = SELECTION_MODES,
     states: Sequence[TargetStates] | None = None,
     max_label_tokens: int = 3,
 ) -> dict[str, EvalResult]:

@@ -99,7 +99,7 @@ def selection_statistics(
         for mode in SELECTION_MODES:
             selection = read_out(
                 soft,
-                mode,  # type: ignore[arg-type]
+                mode,
                 base_mask,
                 source_mask,
                 hyperdas.config.one_to_one_floor,
@@ -166,7 +166,7 @@ def soft_hard_gap(
                 batches,
                 mode,
                 states=states,
-                max_label_tokens=max_label_tokens,  # type: ignore[arg-type]
+                max_label_tokens=max_label_tokens,
             )
     scores = {mode: Score.of(results[mode]) for mode in SELECTION_MODES}
 

@@ -43,7 +43,14 @@ from hyperdas_tl.hyperdas.config import (
 from hyperdas_tl.hyperdas.intervention import hyperdas_intervention
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.hyperdas.train import TrainResult, train_hyperdas
-from hyperdas_tl.metrics import EvalConfig, EvalResult, evaluate, results_to_markdown
+from hyperdas_tl.metrics import (
+    JUDGE_MODES,
+    EvalConfig,
+    EvalResult,
+    JudgeMode,
+    evaluate,
+    results_to_markdown,
+)
 from hyperdas_tl.models import default_device, load_model
 from hyperdas_tl.precision import Precision, model_dtype, precision_name, resolve_precision
 from hyperdas_tl.provenance import make_reproducible, run_provenance
@@ -61,7 +68,7 @@ class Profile:
 
     data: DataConfig
     hyperdas: HyperDASConfig
-    eval_modes: tuple[str, ...] = ("teacher_forced", "generation")
+    eval_modes: tuple[JudgeMode, ...] = JUDGE_MODES
     max_new_tokens: int = 6
     """Generation judging: tokens generated per prompt (the label must fit)."""
     precision: Precision = "auto"
@@ -71,7 +78,7 @@ class Profile:
 
     def eval_config(self, progress: bool = True) -> EvalConfig:
         return EvalConfig(
-            modes=self.eval_modes,  # type: ignore[arg-type]
+            modes=self.eval_modes,
             max_new_tokens=self.max_new_tokens,
             show_progress=progress,
         )
@@ -349,7 +356,7 @@ def evaluate_checkpoint(
     *,
     out_dir: str | Path | None = None,
     device: str | None = None,
-    eval_modes: tuple[str, ...] = ("teacher_forced", "generation"),
+    eval_modes: tuple[JudgeMode, ...] = JUDGE_MODES,
     progress: bool = True,
     precision: Precision | None = None,
 ) -> RunResult:
@@ -365,7 +372,7 @@ def evaluate_checkpoint(
     data = build_experiment_data(
         target, DataConfig.from_dict(config.data), model_name=config.target_model
     )
-    eval_config = EvalConfig(modes=eval_modes, show_progress=progress)  # type: ignore[arg-type]
+    eval_config = EvalConfig(modes=eval_modes, show_progress=progress)
     start = time.perf_counter()
     partial = {"model": config.target_model, "hyperdas": config.to_dict()}
     results = evaluate_hyperdas(

@@ -2,7 +2,7 @@
 HyperDAS convention) or greedy generation + prefix match (the RAVEL convention)."""
 
 import unicodedata
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -15,7 +15,7 @@ from hyperdas_tl.metrics.interventions import Intervention
 from hyperdas_tl.precision import autocast_like
 
 JudgeMode = Literal["teacher_forced", "generation"]
-JUDGE_MODES: tuple[JudgeMode, ...] = ("teacher_forced", "generation")
+JUDGE_MODES: tuple[JudgeMode, ...] = get_args(JudgeMode)
 
 
 def teacher_forced_correct(

@@ -86,7 +86,7 @@ def mean_present(values: Iterable[float | None]) -> float | None:
 
 def summarise(judgements: Sequence[Judgement]) -> tuple[list[AttributeScore], list[DomainScore]]:
     """Per-attribute scores and per-domain macro averages of a list of verdicts (sorted)."""
-    tallies: dict[tuple[str, str, str, str], dict[str, list[int]]] = defaultdict(
+    tallies: dict[tuple[str, str, str, JudgeMode], dict[str, list[int]]] = defaultdict(
         lambda: {"cause": [0, 0], "isolate": [0, 0]}
     )
     for j in judgements:
@@ -103,7 +103,7 @@ def summarise(judgements: Sequence[Judgement]) -> tuple[list[AttributeScore], li
                 domain=domain,
                 attribute=attribute,
                 split=split,
-                mode=mode,  # type: ignore[arg-type]
+                mode=mode,
                 cause=cause,
                 isolate=isolate,
                 disentangle=(cause + isolate) / 2 if both else None,  # type: ignore[operator]
@@ -111,14 +111,14 @@ def summarise(judgements: Sequence[Judgement]) -> tuple[list[AttributeScore], li
                 n_isolate=tally["isolate"][1],
             )
         )
-    groups: dict[tuple[str, str, str], list[AttributeScore]] = defaultdict(list)
+    groups: dict[tuple[str, str, JudgeMode], list[AttributeScore]] = defaultdict(list)
     for score in attributes:
         groups[(score.domain, score.split, score.mode)].append(score)
     domains = [
         DomainScore(
             domain=domain,
             split=split,
-            mode=mode,  # type: ignore[arg-type]
+            mode=mode,
             cause=mean_present(s.cause for s in scores),
             isolate=mean_present(s.isolate for s in scores),
             disentangle=mean_present(s.disentangle for s in scores),

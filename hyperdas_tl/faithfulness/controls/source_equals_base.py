@@ -84,7 +84,7 @@ def source_equals_base_control(
     hyperdas: HyperDAS,
     batches: Sequence[InterventionBatch],
     *,
-    selection_modes: Sequence[SelectionMode] = SELECTION_MODES,  # type: ignore[assignment]
+    selection_modes: Sequence[SelectionMode] = SELECTION_MODES,
     states: Sequence[TargetStates] | None = None,
     max_label_tokens: int = 3,
 ) -> SourceEqualsBaseResult:
