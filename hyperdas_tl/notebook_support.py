@@ -125,7 +125,7 @@ def load_or_train(
     *,
     target: Any = None,
     retrain: bool = False,
-    progress: bool = False,
+    show_progress: bool = False,
 ) -> NotebookRun:
     """Load the profile's HyperDAS checkpoint if one trained with exactly this profile's
     settings exists (and ``retrain`` is False); else train it and save it there."""
@@ -147,7 +147,7 @@ def load_or_train(
         data.batches["train"],
         model.config,
         val_batches=data.batches.get("val_entity"),
-        progress=progress,
+        show_progress=show_progress,
     )
     save_checkpoint(checkpoint, model)
     return NotebookRun(profile_name, profile, target, data, model.eval(), checkpoint, train)

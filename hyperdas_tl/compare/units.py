@@ -157,7 +157,7 @@ def _run_hyperdas(ctx: UnitContext, seed: int) -> UnitResult:
         train,
         hyperdas.config,
         val_batches=ctx.batches[settings.val_split],
-        progress=settings.show_progress,
+        show_progress=settings.show_progress,
     )
     interventions = {
         f"HyperDAS ({mode})": hyperdas_intervention(hyperdas, mode) for mode in SELECTION_MODES

@@ -76,11 +76,11 @@ class Profile:
     the hardware has native bf16 (AMX / AVX512-BF16 CPUs, bf16 GPUs), else float32; what is
     trained keeps float32 master weights either way."""
 
-    def eval_config(self, progress: bool = True) -> EvalConfig:
+    def eval_config(self, show_progress: bool = True) -> EvalConfig:
         return EvalConfig(
             modes=self.eval_modes,
             max_new_tokens=self.max_new_tokens,
-            show_progress=progress,
+            show_progress=show_progress,
         )
 
 
@@ -287,7 +287,7 @@ def train_and_evaluate(
     out_dir: str | Path | None = None,
     device: str | None = None,
     resume: bool = False,
-    progress: bool = True,
+    show_progress: bool = True,
     target: Any = None,
     threads: int | None = None,
 ) -> RunResult:
@@ -319,7 +319,7 @@ def train_and_evaluate(
         val_batches=data.batches.get("val_entity"),
         checkpoint_dir=out / "checkpoint" if out else None,
         resume=resume,
-        progress=progress,
+        show_progress=show_progress,
     )
     seconds["train"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -327,7 +327,7 @@ def train_and_evaluate(
     results = evaluate_hyperdas(
         model,
         data,
-        eval_config=profile.eval_config(progress),
+        eval_config=profile.eval_config(show_progress),
         on_split=split_results_writer(out, partial),
     )
     seconds["evaluate"] = time.perf_counter() - start
@@ -357,7 +357,7 @@ def evaluate_checkpoint(
     out_dir: str | Path | None = None,
     device: str | None = None,
     eval_modes: tuple[JudgeMode, ...] = JUDGE_MODES,
-    progress: bool = True,
+    show_progress: bool = True,
     precision: Precision | None = None,
 ) -> RunResult:
     """Re-build the checkpoint's data (recorded in its config) and score it again, with the
@@ -372,7 +372,7 @@ def evaluate_checkpoint(
     data = build_experiment_data(
         target, DataConfig.from_dict(config.data), model_name=config.target_model
     )
-    eval_config = EvalConfig(modes=eval_modes, show_progress=progress)
+    eval_config = EvalConfig(modes=eval_modes, show_progress=show_progress)
     start = time.perf_counter()
     partial = {"model": config.target_model, "hyperdas": config.to_dict()}
     results = evaluate_hyperdas(

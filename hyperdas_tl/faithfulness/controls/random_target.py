@@ -95,7 +95,7 @@ def random_target_control(
     hypernetwork_init: HypernetworkInit = "real",
     selection_mode: SelectionMode = "soft",
     reference: EvalResult | None = None,
-    progress: bool = False,
+    show_progress: bool = False,
     max_label_tokens: int = 3,
 ) -> RandomTargetResult:
     """Train a HyperDAS with ``hyperdas.config`` (``n_steps`` overrides its steps) against
@@ -116,7 +116,9 @@ def random_target_control(
         # same seed, same shapes: selection and subspace start as the audited model's did
         model.hypernetwork = HyperDAS(hyperdas.target, config).hypernetwork
     device = target_device(hyperdas)
-    train = train_hyperdas(model, [b.to(device) for b in train_batches], config, progress=progress)
+    train = train_hyperdas(
+        model, [b.to(device) for b in train_batches], config, show_progress=show_progress
+    )
     control = score_hyperdas(
         model, test_batches, selection_mode, method="HyperDAS on a random target",
         max_label_tokens=max_label_tokens,
