@@ -21,6 +21,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from hyperdas_tl.generation import greedy_generate, kv_cached_greedy_generate
+from hyperdas_tl.models import module_device
 from hyperdas_tl.precision import autocast_like, model_dtype
 
 logger = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def model_generate_fn(
     ``"kv_cached"``, the first batch it decodes is decoded again without a cache and compared
     (:func:`check_cached_decoding`)."""
     tokenizer = model.tokenizer
-    device = next(model.parameters()).device
+    device = module_device(model)
     verified = backend != "kv_cached"
 
     def encode(texts: list[str]) -> tuple[Tensor, Tensor]:

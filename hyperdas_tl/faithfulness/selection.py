@@ -8,13 +8,14 @@ from dataclasses import dataclass
 import torch
 
 from hyperdas_tl.data.batching import InterventionBatch, entity_token_positions
-from hyperdas_tl.faithfulness.checks import check_batches, check_states, target_device
+from hyperdas_tl.faithfulness.checks import check_batches, check_states
 from hyperdas_tl.faithfulness.result_dict import ResultDict
 from hyperdas_tl.faithfulness.scoring import Score, score_hyperdas
 from hyperdas_tl.hyperdas.config import SELECTION_MODES
 from hyperdas_tl.hyperdas.model import HyperDAS, TargetStates
 from hyperdas_tl.hyperdas.selection import read_out
 from hyperdas_tl.metrics import EvalResult
+from hyperdas_tl.models import module_device
 
 
 @dataclass
@@ -66,7 +67,7 @@ def selection_statistics(
     check_batches(batches, need_examples=True)
     check_states(states, batches)
     tokenizer = hyperdas.target.tokenizer
-    device = target_device(hyperdas)
+    device = module_device(hyperdas.target)
     sums = {
         m: {"base_entity": 0.0, "base": 0.0, "src_entity": 0.0, "src": 0.0} for m in SELECTION_MODES
     }

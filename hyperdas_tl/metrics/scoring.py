@@ -20,6 +20,7 @@ from hyperdas_tl.metrics.judging import (
 )
 from hyperdas_tl.metrics.result import EvalResult
 from hyperdas_tl.metrics.scores import Judgement, example_id, summarise
+from hyperdas_tl.models import module_device
 
 
 @dataclass
@@ -119,7 +120,7 @@ def evaluate(
     runs, so the result is deterministic.
     """
     config = config or EvalConfig()
-    device = next(iter(model.parameters())).device
+    device = module_device(model)
     judgements: list[Judgement] = []
     n_batches = len(batches) if isinstance(batches, Sequence) else None
     for batch in tqdm(

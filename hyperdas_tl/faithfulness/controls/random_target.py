@@ -10,7 +10,7 @@ from typing import Any, Literal
 import torch
 
 from hyperdas_tl.data.batching import InterventionBatch
-from hyperdas_tl.faithfulness.checks import check_batches, target_device
+from hyperdas_tl.faithfulness.checks import check_batches
 from hyperdas_tl.faithfulness.result_dict import NOT_IN_DICT, ResultDict
 from hyperdas_tl.faithfulness.scoring import (
     Score,
@@ -22,6 +22,7 @@ from hyperdas_tl.hyperdas.config import SelectionMode, check_selection_mode
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.hyperdas.train import train_hyperdas
 from hyperdas_tl.metrics import EvalResult, Judgement, batch_judgements, teacher_forced_correct
+from hyperdas_tl.models import module_device
 
 HypernetworkInit = Literal["real", "random"]
 
@@ -115,7 +116,7 @@ def random_target_control(
     if hypernetwork_init == "real":
         # same seed, same shapes: selection and subspace start as the audited model's did
         model.hypernetwork = HyperDAS(hyperdas.target, config).hypernetwork
-    device = target_device(hyperdas)
+    device = module_device(hyperdas.target)
     train = train_hyperdas(
         model, [b.to(device) for b in train_batches], config, show_progress=show_progress
     )
