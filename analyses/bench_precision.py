@@ -164,7 +164,7 @@ def cache_epoch(m16, train_batches, settings: BenchSettings) -> dict:
         def stamp(step, loss, stamps=stamps) -> None:
             stamps.append(time.perf_counter())
 
-        result = train_hyperdas(hyperdas, train_batches, progress=False, on_step=stamp)
+        result = train_hyperdas(hyperdas, train_batches, show_progress=False, on_step=stamp)
         epoch1, epoch2 = stamps[n] - stamps[0], stamps[2 * n] - stamps[n]
         out["with cache" if cached else "without cache"] = {
             "epoch1_s": epoch1,

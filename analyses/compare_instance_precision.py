@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from hyperdas_tl.data.instance import InstanceConfig, load_or_build_instance
+from hyperdas_tl.data.instance import InstanceConfig
+from hyperdas_tl.data.instance_cache import load_or_build_instance
 from hyperdas_tl.experiment import DataConfig, load_domain
 from hyperdas_tl.models import load_model
 from hyperdas_tl.provenance import make_reproducible, run_provenance

@@ -65,7 +65,7 @@ def main() -> None:
 
     val = data.batches["val_entity"]
     result = train_hyperdas(hyperdas, data.batches["train"], config, val_batches=val,
-                            progress=False, on_step=on_step)  # fmt: skip
+                            show_progress=False, on_step=on_step)  # fmt: skip
     one_to_many = teacher_forced_accuracy(hyperdas, val[: config.val_batches], "one_to_many")
     batch = val[0]
     with torch.no_grad():

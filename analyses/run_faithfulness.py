@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
             batches,
             seed=args.seed,
             n_steps=args.random_target_steps,
-            progress=True,
+            show_progress=True,
         )
         report["random_target"] = {
             **result.to_dict(),

@@ -315,6 +315,11 @@ def plain_hf_model(bridge: TransformerBridge) -> torch.nn.Module:
     return _unwrapped(hf_model).eval()
 
 
+def module_device(module: torch.nn.Module) -> torch.device:
+    """The device of ``module``'s parameters (its first one): where its inputs go."""
+    return next(iter(module.parameters())).device
+
+
 def default_device() -> torch.device:
     """CUDA when available, else CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -41,7 +41,7 @@ from hyperdas_tl.hyperdas.run import PROFILES, Profile
 from hyperdas_tl.hyperdas.selection import read_out
 from hyperdas_tl.hyperdas.train import TrainResult, train_hyperdas
 from hyperdas_tl.metrics import EvalResult
-from hyperdas_tl.models import load_model
+from hyperdas_tl.models import load_model, module_device
 from hyperdas_tl.precision import model_dtype, precision_name
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def load_or_train(
     *,
     target: Any = None,
     retrain: bool = False,
-    progress: bool = False,
+    show_progress: bool = False,
 ) -> NotebookRun:
     """Load the profile's HyperDAS checkpoint if one trained with exactly this profile's
     settings exists (and ``retrain`` is False); else train it and save it there."""
@@ -147,7 +147,7 @@ def load_or_train(
         data.batches["train"],
         model.config,
         val_batches=data.batches.get("val_entity"),
-        progress=progress,
+        show_progress=show_progress,
     )
     save_checkpoint(checkpoint, model)
     return NotebookRun(profile_name, profile, target, data, model.eval(), checkpoint, train)
@@ -206,7 +206,7 @@ def example_selection(hyperdas: HyperDAS, batch: InterventionBatch, row: int) ->
     read-outs (one HyperDAS forward), restricted to the prompt tokens of base and source."""
     if not 0 <= row < len(batch):
         raise ValueError(f"row must be in [0, {len(batch)}), got {row}")
-    device = next(hyperdas.target.parameters()).device
+    device = module_device(hyperdas.target)
     batch = batch.to(device)
     soft = hyperdas(batch, "soft").soft_selection
     n_base = int(batch.base_intervenable[row].sum())

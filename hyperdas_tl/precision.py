@@ -16,6 +16,7 @@ from typing import Literal
 
 import torch
 
+from hyperdas_tl.models import module_device
 from hyperdas_tl.provenance import cpu_flags
 
 logger = logging.getLogger(__name__)
@@ -75,5 +76,5 @@ def autocast_like(model: torch.nn.Module) -> contextlib.AbstractContextManager:
     dtype = model_dtype(model)
     if dtype != torch.bfloat16:
         return contextlib.nullcontext()
-    device = next(model.parameters()).device
+    device = module_device(model)
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

@@ -91,7 +91,7 @@ train = train_hyperdas(
     data.batches["train"],
     hyperdas.config,
     val_batches=data.batches["val_entity"],
-    progress=False,
+    show_progress=False,
 )
 checkpoint = save_checkpoint(notebook_dir(PROFILE) / "checkpoint", hyperdas.eval())
 losses = [record["loss"] for record in train.history]
@@ -124,7 +124,7 @@ assert (checkpoint / "weights.safetensors").is_file()
 # %%
 splits = ("test_entity",) if PROFILE == "small" else TEST_SPLITS
 results = evaluate_hyperdas(
-    hyperdas, data, splits=splits, eval_config=profile.eval_config(progress=False)
+    hyperdas, data, splits=splits, eval_config=profile.eval_config(show_progress=False)
 )
 display(Markdown(results_to_markdown(results)))
 assert {r.method for r in results} == {f"HyperDAS ({m})" for m in SELECTION_MODES}

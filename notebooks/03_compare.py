@@ -53,7 +53,7 @@ run = load_or_train(PROFILE, target=model)
 hyperdas, data, profile = run.hyperdas, run.data, run.profile
 LAYER, K = hyperdas.layer, hyperdas.config.k
 ATTRIBUTES = profile.data.attributes
-eval_config = profile.eval_config(progress=False)
+eval_config = profile.eval_config(show_progress=False)
 test = data.batches["test_entity"]
 print(
     f"HyperDAS {'loaded from' if run.loaded else 'trained and saved to'} {run.checkpoint}; "

@@ -17,11 +17,12 @@ import torch
 
 from hyperdas_tl.interchange import random_orthonormal_basis
 from hyperdas_tl.metrics import Intervention, entity_subspace_intervention
+from hyperdas_tl.models import module_device
 
 
 def random_subspace_intervention(model: Any, layer: int, k: int, *, seed: int = 0) -> Intervention:
     """Interchange a seeded Haar-random ``k``-dimensional subspace at the entity's last token."""
-    device = next(iter(model.parameters())).device
+    device = module_device(model)
     generator = torch.Generator().manual_seed(seed)
     basis = random_orthonormal_basis(int(model.cfg.d_model), k, generator=generator, device=device)
     return entity_subspace_intervention(model, layer, basis)
@@ -31,5 +32,5 @@ def full_residual_swap_intervention(model: Any, layer: int) -> Intervention:
     """Replace the whole residual at the base entity's last token by the source's (identity
     basis, ``k = d_model``)."""
     d_model = int(model.cfg.d_model)
-    device = next(iter(model.parameters())).device
+    device = module_device(model)
     return entity_subspace_intervention(model, layer, torch.eye(d_model, device=device))

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from hyperdas_tl.data.batching import InterventionBatch
 from hyperdas_tl.hooks import capture_resid_pre, n_layers_of
 from hyperdas_tl.metrics import prompt_lengths
+from hyperdas_tl.models import module_device
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def entity_features(
     show_progress: bool = True,
 ) -> dict[int, Float[Tensor, "n d_model"]]:
     """``{layer: resid_pre at each sample's entity_last}`` (float32, on CPU)."""
-    device = next(iter(model.parameters())).device
+    device = module_device(model)
     pad = getattr(model.tokenizer, "pad_token_id", None) or 0
     chunks: dict[int, list[Tensor]] = {layer: [] for layer in layers}
     starts = range(0, len(samples), batch_size)

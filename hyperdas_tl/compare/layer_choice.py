@@ -13,6 +13,7 @@ from hyperdas_tl.compare.settings import CompareSettings
 from hyperdas_tl.experiment import ExperimentData
 from hyperdas_tl.hooks import resid_pre_name
 from hyperdas_tl.metrics import EvalConfig, evaluate, mean_present
+from hyperdas_tl.models import module_device
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def choose_layer(
         raise ValueError("layers must name at least one candidate layer")
     for layer in layers:
         resid_pre_name(model, layer)
-    device = next(iter(model.parameters())).device
+    device = module_device(model)
     train = [b.to(device) for b in data.batches["train"]]
     val = [b.to(device) for b in split_batches(data, settings.val_split)]
     attributes = target_attributes(data)

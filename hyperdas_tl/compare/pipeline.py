@@ -25,6 +25,7 @@ from hyperdas_tl.compare.settings import CompareSettings
 from hyperdas_tl.compare.units import UnitContext, run_unit, score_unit
 from hyperdas_tl.experiment import ExperimentData
 from hyperdas_tl.hooks import resid_pre_name
+from hyperdas_tl.models import module_device
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def compare_methods(
                 write_file(cached, json_text(layer_choice.to_dict()))
         chosen = layer_choice.layer
 
-    device = next(iter(model.parameters())).device
+    device = module_device(model)
     ctx = UnitContext(
         model=model,
         data=data,

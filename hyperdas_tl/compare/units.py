@@ -31,6 +31,7 @@ from hyperdas_tl.hyperdas.intervention import hyperdas_intervention
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.hyperdas.train import train_hyperdas
 from hyperdas_tl.metrics import Intervention, evaluate, no_intervention
+from hyperdas_tl.models import module_device
 
 
 @dataclass
@@ -107,7 +108,7 @@ def _run_probe(ctx: UnitContext) -> UnitResult:
         basis = probe.subspace()  # its rank, at most n_classes - 1
         if basis.shape[1] > ctx.k:
             basis = probe.subspace(ctx.k)
-        bases[attribute] = basis.to(next(iter(ctx.model.parameters())).device)
+        bases[attribute] = basis.to(module_device(ctx.model))
         curves[attribute] = {**sweep.to_dict(), "k": int(basis.shape[1])}
     return UnitResult(
         {"probe": attribute_subspace_intervention(ctx.model, ctx.layer, bases)}, curves
@@ -140,7 +141,7 @@ def _run_hyperdas(ctx: UnitContext, seed: int) -> UnitResult:
     )
     train = ctx.batches["train"]
     if settings.hyperdas_batch_size is not None:
-        device = next(iter(ctx.model.parameters())).device
+        device = module_device(ctx.model)
         train = [
             b.to(device)
             for b in rebatch(
@@ -157,7 +158,7 @@ def _run_hyperdas(ctx: UnitContext, seed: int) -> UnitResult:
         train,
         hyperdas.config,
         val_batches=ctx.batches[settings.val_split],
-        progress=settings.show_progress,
+        show_progress=settings.show_progress,
     )
     interventions = {
         f"HyperDAS ({mode})": hyperdas_intervention(hyperdas, mode) for mode in SELECTION_MODES

@@ -4,7 +4,10 @@ tokenise.
 - :mod:`~hyperdas_tl.data.ravel`: :func:`load_ravel`, :func:`download_ravel`, :class:`RavelDomain`.
 - :mod:`~hyperdas_tl.data.geonames`: :func:`build_geonames_city` (offline, from PyPI data).
 - :mod:`~hyperdas_tl.data.judging`: per-attribute matching rules.
-- :mod:`~hyperdas_tl.data.instance`: model-specific instances (:func:`load_or_build_instance`).
+- :mod:`~hyperdas_tl.data.instance`: model-specific instances (:func:`build_instance`);
+  :mod:`~hyperdas_tl.data.instance_decoding`: how their prompts are decoded (and the KV-cached
+  decoder checked); :mod:`~hyperdas_tl.data.instance_cache`: the on-disk cache
+  (:func:`load_or_build_instance`).
 - :mod:`~hyperdas_tl.data.pairs`: cause/isolate examples in RAVEL's splits (:func:`make_pairs`).
 - :mod:`~hyperdas_tl.data.batching`: :func:`collate_examples` into an :class:`InterventionBatch`.
 """
@@ -19,12 +22,8 @@ from hyperdas_tl.data.batching import (
 from hyperdas_tl.data.concepts import concept_text
 from hyperdas_tl.data.examples import InterventionExample
 from hyperdas_tl.data.geonames import GeonamesConfig, build_geonames_city
-from hyperdas_tl.data.instance import (
-    InstanceConfig,
-    RavelInstance,
-    build_instance,
-    load_or_build_instance,
-)
+from hyperdas_tl.data.instance import InstanceConfig, RavelInstance, build_instance
+from hyperdas_tl.data.instance_cache import load_or_build_instance
 from hyperdas_tl.data.judging import MatchRule, extract_label, judge, rule_for
 from hyperdas_tl.data.pairs import PAIR_SPLITS, PairConfig, RavelPairs, check_no_leakage, make_pairs
 from hyperdas_tl.data.ravel import (

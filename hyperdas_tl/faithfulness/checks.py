@@ -2,10 +2,8 @@
 
 from collections.abc import Sequence
 
-import torch
-
 from hyperdas_tl.data.batching import InterventionBatch
-from hyperdas_tl.hyperdas.model import HyperDAS, TargetStates
+from hyperdas_tl.hyperdas.model import TargetStates
 
 
 def check_batches(batches: Sequence[InterventionBatch], *, need_examples: bool = False) -> None:
@@ -28,8 +26,3 @@ def check_states(
     """Raise ``ValueError`` when precomputed ``states`` do not pair one-to-one with ``batches``."""
     if states is not None and len(states) != len(batches):
         raise ValueError(f"got {len(states)} precomputed states for {len(batches)} batches")
-
-
-def target_device(hyperdas: HyperDAS) -> torch.device:
-    """The device of ``hyperdas``'s target (batches are moved there)."""
-    return next(hyperdas.target.parameters()).device

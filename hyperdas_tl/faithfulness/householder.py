@@ -9,9 +9,10 @@ from jaxtyping import Float
 from torch import Tensor
 
 from hyperdas_tl.data.batching import InterventionBatch
-from hyperdas_tl.faithfulness.checks import check_batches, check_states, target_device
+from hyperdas_tl.faithfulness.checks import check_batches, check_states
 from hyperdas_tl.faithfulness.result_dict import NOT_IN_DICT, ResultDict
 from hyperdas_tl.hyperdas.model import HyperDAS, TargetStates
+from hyperdas_tl.models import module_device
 
 
 @dataclass
@@ -63,7 +64,7 @@ def householder_vectors(
     labelled by target attribute, with a PCA projection and cluster summaries."""
     check_batches(batches, need_examples=True)
     check_states(states, batches)
-    device = target_device(hyperdas)
+    device = module_device(hyperdas.target)
     vectors, attributes = [], []
     for index, batch in enumerate(batches):
         batch = batch.to(device)

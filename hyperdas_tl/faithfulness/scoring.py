@@ -18,7 +18,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from hyperdas_tl.data.batching import InterventionBatch
-from hyperdas_tl.faithfulness.checks import check_batches, check_states, target_device
+from hyperdas_tl.faithfulness.checks import check_batches, check_states
 from hyperdas_tl.faithfulness.result_dict import ResultDict
 from hyperdas_tl.hyperdas.config import SELECTION_MODES, SelectionMode, check_selection_mode
 from hyperdas_tl.hyperdas.intervention import BasisTransform
@@ -31,6 +31,7 @@ from hyperdas_tl.metrics import (
     summarise,
     teacher_forced_correct,
 )
+from hyperdas_tl.models import module_device
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def target_states_for(
     """The frozen target's states of every batch (pass them as ``states=`` to share them between
     controls; each holds every ``hook_resid_pre`` of base and source)."""
     check_batches(batches)
-    device = target_device(hyperdas)
+    device = module_device(hyperdas.target)
     return [hyperdas.target_states(batch.to(device)) for batch in batches]
 
 
@@ -164,7 +165,7 @@ def teacher_forced_judgements(
     logit was finite."""
     check_batches(batches, need_examples=True)
     check_states(states, batches)
-    device = target_device(hyperdas)
+    device = module_device(hyperdas.target)
     finite = True
     judgements: list[Judgement] = []
     for index, batch in enumerate(batches):
@@ -187,7 +188,7 @@ def hyperdas_scores(
     hyperdas: HyperDAS,
     batches: Sequence[InterventionBatch],
     *,
-    selection_modes: Sequence[SelectionMode] = SELECTION_MODES,  # type: ignore[assignment]
+    selection_modes: Sequence[SelectionMode] = SELECTION_MODES,
     states: Sequence[TargetStates] | None = None,
     max_label_tokens: int = 3,
 ) -> dict[str, EvalResult]:

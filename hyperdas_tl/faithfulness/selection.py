@@ -8,13 +8,14 @@ from dataclasses import dataclass
 import torch
 
 from hyperdas_tl.data.batching import InterventionBatch, entity_token_positions
-from hyperdas_tl.faithfulness.checks import check_batches, check_states, target_device
+from hyperdas_tl.faithfulness.checks import check_batches, check_states
 from hyperdas_tl.faithfulness.result_dict import ResultDict
 from hyperdas_tl.faithfulness.scoring import Score, score_hyperdas
 from hyperdas_tl.hyperdas.config import SELECTION_MODES
 from hyperdas_tl.hyperdas.model import HyperDAS, TargetStates
 from hyperdas_tl.hyperdas.selection import read_out
 from hyperdas_tl.metrics import EvalResult
+from hyperdas_tl.models import module_device
 
 
 @dataclass
@@ -66,7 +67,7 @@ def selection_statistics(
     check_batches(batches, need_examples=True)
     check_states(states, batches)
     tokenizer = hyperdas.target.tokenizer
-    device = target_device(hyperdas)
+    device = module_device(hyperdas.target)
     sums = {
         m: {"base_entity": 0.0, "base": 0.0, "src_entity": 0.0, "src": 0.0} for m in SELECTION_MODES
     }
@@ -99,7 +100,7 @@ def selection_statistics(
         for mode in SELECTION_MODES:
             selection = read_out(
                 soft,
-                mode,  # type: ignore[arg-type]
+                mode,
                 base_mask,
                 source_mask,
                 hyperdas.config.one_to_one_floor,
@@ -166,7 +167,7 @@ def soft_hard_gap(
                 batches,
                 mode,
                 states=states,
-                max_label_tokens=max_label_tokens,  # type: ignore[arg-type]
+                max_label_tokens=max_label_tokens,
             )
     scores = {mode: Score.of(results[mode]) for mode in SELECTION_MODES}
 

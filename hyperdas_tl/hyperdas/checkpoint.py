@@ -49,6 +49,7 @@ from torch import nn
 from hyperdas_tl.atomic_write import fsync_dir, fsync_file
 from hyperdas_tl.hyperdas.config import HyperDASConfig
 from hyperdas_tl.hyperdas.model import HyperDAS
+from hyperdas_tl.models import module_device
 
 logger = logging.getLogger(__name__)
 
@@ -400,7 +401,7 @@ def load_weights(directory: str | Path, model: HyperDAS) -> None:
                 f"checkpoint {directory} has {name}={getattr(config, name)!r} but the model has "
                 f"{name}={getattr(model.config, name)!r}"
             )
-    device = next(model.parameters()).device
+    device = module_device(model)
     path = directory / WEIGHTS_FILE
     weights = _read_safetensors(path, device=str(device))
     expected = model.state_dict()

@@ -16,14 +16,14 @@ exchange 22% of the stream and hurt Isolate.
 
 import logging
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from hyperdas_tl.config_dict import check_known_fields
 
 logger = logging.getLogger(__name__)
 
 SelectionMode = Literal["soft", "one_to_many", "one_to_one"]
-SELECTION_MODES: tuple[str, ...] = ("soft", "one_to_many", "one_to_one")
+SELECTION_MODES: tuple[SelectionMode, ...] = get_args(SelectionMode)
 StateRouting = Literal["grouped", "all"]
 SelectionScore = Literal["dot", "cosine"]
 

@@ -33,6 +33,7 @@ from hyperdas_tl.hyperdas.hypernetwork import Hypernetwork
 from hyperdas_tl.hyperdas.loss import HyperDASLoss, hyperdas_loss
 from hyperdas_tl.hyperdas.selection import PositionSelection, read_out
 from hyperdas_tl.hyperdas.subspace import HouseholderSubspace
+from hyperdas_tl.models import module_device
 from hyperdas_tl.partial_forward import ResidStreamStates, resid_stream_states, run_from_layer
 from hyperdas_tl.precision import autocast_like, model_dtype, precision_name
 
@@ -116,7 +117,7 @@ class HyperDAS(nn.Module):
             config = replace(config, target_dtype=precision_name(model_dtype(target)))
         self.config = config
         object.__setattr__(self, "_target", target)  # a reference, not a submodule
-        device = next(target.parameters()).device
+        device = module_device(target)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.hypernetwork = Hypernetwork.from_target(

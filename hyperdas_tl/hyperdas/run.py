@@ -43,7 +43,14 @@ from hyperdas_tl.hyperdas.config import (
 from hyperdas_tl.hyperdas.intervention import hyperdas_intervention
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.hyperdas.train import TrainResult, train_hyperdas
-from hyperdas_tl.metrics import EvalConfig, EvalResult, evaluate, results_to_markdown
+from hyperdas_tl.metrics import (
+    JUDGE_MODES,
+    EvalConfig,
+    EvalResult,
+    JudgeMode,
+    evaluate,
+    results_to_markdown,
+)
 from hyperdas_tl.models import default_device, load_model
 from hyperdas_tl.precision import Precision, model_dtype, precision_name, resolve_precision
 from hyperdas_tl.provenance import make_reproducible, run_provenance
@@ -61,7 +68,7 @@ class Profile:
 
     data: DataConfig
     hyperdas: HyperDASConfig
-    eval_modes: tuple[str, ...] = ("teacher_forced", "generation")
+    eval_modes: tuple[JudgeMode, ...] = JUDGE_MODES
     max_new_tokens: int = 6
     """Generation judging: tokens generated per prompt (the label must fit)."""
     precision: Precision = "auto"
@@ -69,11 +76,11 @@ class Profile:
     the hardware has native bf16 (AMX / AVX512-BF16 CPUs, bf16 GPUs), else float32; what is
     trained keeps float32 master weights either way."""
 
-    def eval_config(self, progress: bool = True) -> EvalConfig:
+    def eval_config(self, show_progress: bool = True) -> EvalConfig:
         return EvalConfig(
-            modes=self.eval_modes,  # type: ignore[arg-type]
+            modes=self.eval_modes,
             max_new_tokens=self.max_new_tokens,
-            show_progress=progress,
+            show_progress=show_progress,
         )
 
 
@@ -280,7 +287,7 @@ def train_and_evaluate(
     out_dir: str | Path | None = None,
     device: str | None = None,
     resume: bool = False,
-    progress: bool = True,
+    show_progress: bool = True,
     target: Any = None,
     threads: int | None = None,
 ) -> RunResult:
@@ -312,7 +319,7 @@ def train_and_evaluate(
         val_batches=data.batches.get("val_entity"),
         checkpoint_dir=out / "checkpoint" if out else None,
         resume=resume,
-        progress=progress,
+        show_progress=show_progress,
     )
     seconds["train"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -320,7 +327,7 @@ def train_and_evaluate(
     results = evaluate_hyperdas(
         model,
         data,
-        eval_config=profile.eval_config(progress),
+        eval_config=profile.eval_config(show_progress),
         on_split=split_results_writer(out, partial),
     )
     seconds["evaluate"] = time.perf_counter() - start
@@ -349,8 +356,8 @@ def evaluate_checkpoint(
     *,
     out_dir: str | Path | None = None,
     device: str | None = None,
-    eval_modes: tuple[str, ...] = ("teacher_forced", "generation"),
-    progress: bool = True,
+    eval_modes: tuple[JudgeMode, ...] = JUDGE_MODES,
+    show_progress: bool = True,
     precision: Precision | None = None,
 ) -> RunResult:
     """Re-build the checkpoint's data (recorded in its config) and score it again, with the
@@ -365,7 +372,7 @@ def evaluate_checkpoint(
     data = build_experiment_data(
         target, DataConfig.from_dict(config.data), model_name=config.target_model
     )
-    eval_config = EvalConfig(modes=eval_modes, show_progress=progress)  # type: ignore[arg-type]
+    eval_config = EvalConfig(modes=eval_modes, show_progress=show_progress)
     start = time.perf_counter()
     partial = {"model": config.target_model, "hyperdas": config.to_dict()}
     results = evaluate_hyperdas(

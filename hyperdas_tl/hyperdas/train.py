@@ -178,7 +178,7 @@ def train_hyperdas(
     val_batches: Sequence[InterventionBatch] | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
-    progress: bool = True,
+    show_progress: bool = True,
     on_step: Callable[[int, HyperDASLoss], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``config.n_steps`` steps over ``train_batches`` (cycled, reshuffled
@@ -193,7 +193,7 @@ def train_hyperdas(
         checkpoint_dir: where to save every ``config.checkpoint_every`` steps and at the end.
         resume: continue from the checkpoint in ``checkpoint_dir`` (fresh start when there is
             none). Without ``resume``, an existing checkpoint there is an error.
-        progress: show a tqdm bar.
+        show_progress: show a tqdm bar.
         on_step: called as ``on_step(step, loss)`` after each optimiser step.
     """
     config = _check_config(model, config)
@@ -228,7 +228,7 @@ def train_hyperdas(
         range(state.step, config.n_steps),
         initial=state.step,
         total=config.n_steps,
-        disable=not progress,
+        disable=not show_progress,
         desc="HyperDAS",
     )
     state_cache: dict[int, TargetStates] = {}

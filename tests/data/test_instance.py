@@ -1,19 +1,13 @@
 import pytest
-import torch
 from tiny_ravel import fake_generator
 
-import hyperdas_tl.data.instance as instance_module
 from hyperdas_tl.data.instance import (
-    DECODER_VERSION,
-    DecodingMismatchError,
     InstanceConfig,
     RavelInstance,
     build_instance,
-    instance_cache_path,
-    load_or_build_instance,
-    model_generate_fn,
     stratified_sample,
 )
+from hyperdas_tl.data.instance_decoding import model_generate_fn
 
 
 def test_filtering_keeps_what_the_model_gets_right(tiny_domain):
@@ -84,28 +78,6 @@ def test_stratified_sample_quota():
     assert stratified_sample(items, split.__getitem__, None, random.Random(0)) == items
 
 
-def test_cache_reuses_and_keys_on_config(tiny_domain, tmp_path, monkeypatch):
-    monkeypatch.setenv("HYPERDAS_TL_CACHE", str(tmp_path))
-    calls: list[int] = []
-    generate = fake_generator(tiny_domain, calls=calls)
-    first = load_or_build_instance(
-        None, tiny_domain, InstanceConfig(), model_name="fake", generate=generate
-    )
-    n_calls = len(calls)
-    again = load_or_build_instance(
-        None, tiny_domain, InstanceConfig(), model_name="fake", generate=generate
-    )
-    assert len(calls) == n_calls
-    assert again.to_dict() == first.to_dict()
-    assert instance_cache_path("fake", tiny_domain, InstanceConfig()).is_file()
-    assert instance_cache_path("fake", tiny_domain, InstanceConfig(seed=1)) != (
-        instance_cache_path("fake", tiny_domain, InstanceConfig())
-    )
-    assert instance_cache_path("other", tiny_domain, InstanceConfig()) != (
-        instance_cache_path("fake", tiny_domain, InstanceConfig())
-    )
-
-
 def test_round_trip_rejects_other_data(tiny_domain, tmp_path):
     from hyperdas_tl.data.geonames import GeonamesConfig, build_geonames_city
 
@@ -151,21 +123,6 @@ def test_tiny_llama_generation_runs_end_to_end(tiny_domain, tiny_model):
     assert generate(prompts, 2) == generate(prompts[::-1], 2)[::-1]  # order-independent
 
 
-@pytest.mark.smollm2
-def test_kv_cached_matches_greedy_generate_on_smollm2(smollm2):
-    model = smollm2
-    prompts = [
-        "Paris is a city in the country of",
-        '{"city": "Aalborg", "country": "',
-        "The past tense of abandon is",
-        "Q: What is the latitude of Lima in degrees? A:",
-    ]
-    slow = model_generate_fn(model, batch_size=4, backend="greedy_generate")(prompts, 4)
-    fast = model_generate_fn(model, batch_size=4, backend="kv_cached")(prompts, 4)
-    assert fast == slow
-    assert slow[0].strip().startswith("France")
-
-
 def test_degenerate_labels_are_refused_and_counted(tiny_domain):
     honest = fake_generator(tiny_domain)
 
@@ -183,53 +140,3 @@ def test_degenerate_labels_are_refused_and_counted(tiny_domain):
     assert "Paris" not in country.kept_entities
     again = RavelInstance.from_dict(instance.to_dict(), tiny_domain)
     assert again.attribute("Country").degenerate_labels == n_templates
-
-
-def test_cache_key_includes_the_decoder_version(tiny_domain, monkeypatch):
-    before = instance_cache_path("m", tiny_domain, InstanceConfig())
-    monkeypatch.setattr(instance_module, "DECODER_VERSION", DECODER_VERSION + 1)
-    assert instance_cache_path("m", tiny_domain, InstanceConfig()) != before
-
-
-def test_a_broken_cached_decoder_stops_the_build(tiny_model, tiny_domain, monkeypatch):
-    """A KV cache that corrupts every token after the first (transformers 5.24 on the bridge):
-    the build stops on the first batch with a message instead of storing corrupted labels."""
-    real = instance_module.kv_cached_greedy_generate
-    dash = tiny_model.tokenizer.convert_tokens_to_ids("-")
-
-    def broken(*args, **kwargs):
-        tokens = real(*args, **kwargs).clone()
-        tokens[:, 1:] = dash
-        return tokens
-
-    monkeypatch.setattr(instance_module, "kv_cached_greedy_generate", broken)
-    config = InstanceConfig(max_entities=4, max_templates_per_attribute=2, generation="kv_cached")
-    with pytest.raises(DecodingMismatchError, match="disagrees with uncached greedy decoding"):
-        build_instance(tiny_model, tiny_domain, config, model_name="tiny-llama")
-    monkeypatch.setattr(instance_module, "kv_cached_greedy_generate", real)
-    built = build_instance(tiny_model, tiny_domain, config, model_name="tiny-llama")
-    assert built.attribute("Country").entities
-
-
-def test_a_rounding_tie_is_not_a_broken_decoder(tiny_model):
-    """Where the two paths part at a near tie of the uncached logits (float rounding, common in
-    bf16), the build goes on; a token the uncached logits rank far below is an error."""
-    tok = tiny_model.tokenizer
-    batch = tok(["Paris is a city in", "Hi there"], return_tensors="pt", padding=True)
-    ids, mask = batch["input_ids"], batch["attention_mask"]
-    uncached = instance_module.greedy_generate(tiny_model, ids, mask, 2)
-    logits = tiny_model(ids, attention_mask=mask)
-    last = mask.sum(dim=1) - 1
-    first_step = logits[torch.arange(2), last]
-    runner_up = first_step.topk(2).indices[:, 1]
-    worst = first_step.argmin(dim=-1)
-    cached = uncached.clone()
-    cached[0, 0] = worst[0]
-    assert instance_module.near_tie_rows(tiny_model, ids, mask, cached, uncached) == []
-    gap = float(first_step[0, uncached[0, 0]] - first_step[0, runner_up[0]])
-    cached[0, 0] = runner_up[0]
-    ties = instance_module.near_tie_rows(tiny_model, ids, mask, cached, uncached)
-    assert ties == ([0] if gap <= instance_module.TIE_TOLERANCE[torch.float32] else [])
-    with pytest.raises(DecodingMismatchError):
-        instance_module.check_cached_decoding(cached, uncached, ["a", "b"], tok, ties=[])
-    instance_module.check_cached_decoding(cached, uncached, ["a", "b"], tok, ties=[0])

@@ -30,7 +30,7 @@ def test_round_trip_is_exact(tiny_target, tmp_path):
         model,
         [build_batch(seed=s) for s in range(2)],
         build_config(n_steps=2, data=config.data),
-        progress=False,
+        show_progress=False,
     )
     save_checkpoint(tmp_path / "ckpt", model)
     loaded = load_hyperdas(tmp_path / "ckpt", tiny_target)
@@ -67,7 +67,11 @@ def test_resume_continues_a_killed_run_to_the_same_result(tiny_target, tmp_path)
 
     straight = HyperDAS(tiny_target, config)
     result = train_hyperdas(
-        straight, batches, val_batches=batches[:1], checkpoint_dir=tmp_path / "s", progress=False
+        straight,
+        batches,
+        val_batches=batches[:1],
+        checkpoint_dir=tmp_path / "s",
+        show_progress=False,
     )
 
     def kill_at_step_3(step, loss):
@@ -82,7 +86,7 @@ def test_resume_continues_a_killed_run_to_the_same_result(tiny_target, tmp_path)
             batches,
             val_batches=batches[:1],
             checkpoint_dir=run_dir,
-            progress=False,
+            show_progress=False,
             on_step=lambda step, loss: kill_at_step_3(step, loss),
         )
     with pytest.raises(ValueError, match="resume=True"):
@@ -95,7 +99,7 @@ def test_resume_continues_a_killed_run_to_the_same_result(tiny_target, tmp_path)
         val_batches=batches[:1],
         checkpoint_dir=run_dir,
         resume=True,
-        progress=False,
+        show_progress=False,
     )
     assert resumed_result.steps == result.steps == 6
     assert resumed_result.history == result.history
@@ -120,7 +124,7 @@ def trained_pair(tiny_target):
     models = []
     for steps in (1, 2):
         model = HyperDAS(tiny_target, build_config(n_steps=steps))
-        train_hyperdas(model, batches, progress=False)
+        train_hyperdas(model, batches, show_progress=False)
         models.append(model)
     return models
 
@@ -207,7 +211,7 @@ def test_resume_without_a_checkpoint_says_so_at_warning(tiny_target, tmp_path, c
     model = HyperDAS(tiny_target, build_config(n_steps=1))
     with caplog.at_level("WARNING"):
         train_hyperdas(
-            model, [build_batch()], checkpoint_dir=tmp_path / "c", resume=True, progress=False
+            model, [build_batch()], checkpoint_dir=tmp_path / "c", resume=True, show_progress=False
         )
     assert "no checkpoint" in caplog.text and str(tmp_path / "c") in caplog.text
 

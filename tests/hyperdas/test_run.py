@@ -27,7 +27,7 @@ MICRO = replace(
 
 @pytest.mark.smollm2
 def test_train_writes_results_and_a_checkpoint_that_re_evaluates_identically(smollm2, tmp_path):
-    run = train_and_evaluate(MICRO, out_dir=tmp_path, target=smollm2, progress=False)
+    run = train_and_evaluate(MICRO, out_dir=tmp_path, target=smollm2, show_progress=False)
     assert run.train.steps == 3
     saved = json.loads((tmp_path / "results.json").read_text())
     methods = {r["method"] for r in saved["results"]}
@@ -37,7 +37,7 @@ def test_train_writes_results_and_a_checkpoint_that_re_evaluates_identically(smo
     assert "Cause" in (tmp_path / "results.md").read_text()
 
     again = evaluate_checkpoint(
-        tmp_path / "checkpoint", eval_modes=MICRO.eval_modes, progress=False
+        tmp_path / "checkpoint", eval_modes=MICRO.eval_modes, show_progress=False
     )
     first = {(r.method, r.setting): r.to_dict()["attributes"] for r in run.results}
     second = {(r.method, r.setting): r.to_dict()["attributes"] for r in again.results}
@@ -112,7 +112,7 @@ def test_a_late_failure_keeps_the_results_of_finished_splits(
     out = tmp_path / "out"
     with pytest.raises(ValueError, match="empty after normalisation"):
         train_and_evaluate(tiny_profile(oracle), model_name="tiny-llama", out_dir=out,
-                           target=tiny_target, progress=False)  # fmt: skip
+                           target=tiny_target, show_progress=False)  # fmt: skip
     saved = json.loads((out / "results.json").read_text())
     assert saved["complete"] is False and saved["finished_splits"] == ["test_entity"]
     assert {r["setting"] for r in saved["results"]} == {"test_entity"}
@@ -123,7 +123,7 @@ def test_a_late_failure_keeps_the_results_of_finished_splits(
 
     monkeypatch.setattr(run_module, "evaluate", real_evaluate)
     again = evaluate_checkpoint(out / "checkpoint", out_dir=out, eval_modes=("teacher_forced",),
-                                progress=False)  # fmt: skip
+                                show_progress=False)  # fmt: skip
     assert {r.setting for r in again.results} == {"test_entity", "test_context"}
     assert json.loads((out / "results.json").read_text())["complete"] is True
 

@@ -25,7 +25,7 @@ def test_learns_a_planted_concept(score):
     )
     model = HyperDAS(target, config)
     before = teacher_forced_accuracy(model, val)
-    result = train_hyperdas(model, train, val_batches=val, progress=False)
+    result = train_hyperdas(model, train, val_batches=val, show_progress=False)
     # Without the right intervention the model says the base entity: chance is 0 here.
     assert before.cause is not None and before.cause <= 0.2
     assert result.validation is not None and result.validation.cause >= 0.8
@@ -39,7 +39,7 @@ def test_non_finite_loss_stops_with_a_clear_message(tiny_target):
     with torch.no_grad():
         model.selection.query.weight.fill_(float("nan"))
     with pytest.raises(NonFiniteLossError, match="step 0: .*not finite"):
-        train_hyperdas(model, [build_batch()], progress=False)
+        train_hyperdas(model, [build_batch()], show_progress=False)
 
 
 def test_optimizer_groups_put_r0_apart(tiny_target):
@@ -80,7 +80,7 @@ def test_cached_target_states_give_the_same_run(tiny_target, monkeypatch):
     for cache in (False, True):
         calls.append(0)
         model = HyperDAS(tiny_target, build_config(n_steps=5, cache_target_states=cache))
-        train_hyperdas(model, batches, progress=False)
+        train_hyperdas(model, batches, show_progress=False)
         weights.append(model.state_dict())
     assert calls == [5, 2]  # frozen passes: one per step without the cache, one per batch with it
     assert weights[0].keys() == weights[1].keys()
@@ -88,15 +88,15 @@ def test_cached_target_states_give_the_same_run(tiny_target, monkeypatch):
         assert torch.equal(weights[0][name], weights[1][name]), name
     calls.append(0)  # a single-epoch run does not cache (nothing would be reused)
     model = HyperDAS(tiny_target, build_config(n_steps=2, cache_target_states=True))
-    result = train_hyperdas(model, batches, progress=False)
+    result = train_hyperdas(model, batches, show_progress=False)
     assert calls[-1] == 2 and result.state_cache_bytes == 0
     calls.append(0)  # the cache is on by default and reports what it holds
     model = HyperDAS(tiny_target, build_config(n_steps=6))
-    result = train_hyperdas(model, batches, progress=False)
+    result = train_hyperdas(model, batches, show_progress=False)
     assert calls[-1] == 2 and result.state_cache_bytes > 0
     calls.append(0)  # past its memory cap a batch is recomputed on every visit
     model = HyperDAS(tiny_target, build_config(n_steps=6, state_cache_max_gb=0.0))
-    result = train_hyperdas(model, batches, progress=False)
+    result = train_hyperdas(model, batches, show_progress=False)
     assert calls[-1] == 6 and result.state_cache_bytes == 0
 
 
@@ -110,8 +110,10 @@ def test_batch_order_is_a_function_of_seed_and_step():
 def test_bad_training_inputs_raise(tiny_target, tmp_path):
     model = HyperDAS(tiny_target, build_config())
     with pytest.raises(ValueError, match="empty"):
-        train_hyperdas(model, [], progress=False)
+        train_hyperdas(model, [], show_progress=False)
     with pytest.raises(ValueError, match="checkpoint_dir"):
-        train_hyperdas(model, [build_batch()], build_config(checkpoint_every=2), progress=False)
+        train_hyperdas(
+            model, [build_batch()], build_config(checkpoint_every=2), show_progress=False
+        )
     with pytest.raises(ValueError, match="differs"):
-        train_hyperdas(model, [build_batch()], build_config(k=3), progress=False)
+        train_hyperdas(model, [build_batch()], build_config(k=3), show_progress=False)

@@ -20,6 +20,7 @@ from hyperdas_tl.baselines.das.rows import config_rows
 from hyperdas_tl.data.batching import InterventionBatch, judged_label_positions
 from hyperdas_tl.hooks import capture_resid_pre, resid_pre_name
 from hyperdas_tl.metrics import entity_source_vectors, teacher_forced_correct
+from hyperdas_tl.models import module_device
 from hyperdas_tl.partial_forward import run_from_layer
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class Captured:
 def capture(model: Any, batches: Sequence[InterventionBatch], layer: int) -> list[Captured]:
     """Each batch moved to the model's device, with its frozen base residual entering ``layer``
     and its source vectors (captured once, reused every epoch and learning rate)."""
-    device = next(iter(model.parameters())).device
+    device = module_device(model)
     captured = []
     for batch in batches:
         batch = batch.to(device)

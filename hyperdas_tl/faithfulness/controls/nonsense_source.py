@@ -9,12 +9,13 @@ from typing import Any
 import torch
 
 from hyperdas_tl.data.batching import InterventionBatch, collate_examples
-from hyperdas_tl.faithfulness.checks import check_batches, target_device
+from hyperdas_tl.faithfulness.checks import check_batches
 from hyperdas_tl.faithfulness.result_dict import ResultDict
 from hyperdas_tl.faithfulness.scoring import intervened_logits, majority_label_rate
 from hyperdas_tl.hyperdas.config import SelectionMode, check_selection_mode
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.metrics import teacher_forced_correct
+from hyperdas_tl.models import module_device
 
 DEFAULT_NONSENSE = "Zorblaxia"
 """A name no model knows (nonsense-source control)."""
@@ -85,7 +86,7 @@ def _rate(
     max_label_tokens: int,
 ) -> tuple[int, int]:
     hits = total = 0
-    device = target_device(hyperdas)
+    device = module_device(hyperdas.target)
     for batch in batches:
         batch = batch.to(device)
         logits = intervened_logits(hyperdas, batch, selection_mode)

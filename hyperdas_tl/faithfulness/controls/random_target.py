@@ -10,7 +10,7 @@ from typing import Any, Literal
 import torch
 
 from hyperdas_tl.data.batching import InterventionBatch
-from hyperdas_tl.faithfulness.checks import check_batches, target_device
+from hyperdas_tl.faithfulness.checks import check_batches
 from hyperdas_tl.faithfulness.result_dict import NOT_IN_DICT, ResultDict
 from hyperdas_tl.faithfulness.scoring import (
     Score,
@@ -22,6 +22,7 @@ from hyperdas_tl.hyperdas.config import SelectionMode, check_selection_mode
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.hyperdas.train import train_hyperdas
 from hyperdas_tl.metrics import EvalResult, Judgement, batch_judgements, teacher_forced_correct
+from hyperdas_tl.models import module_device
 
 HypernetworkInit = Literal["real", "random"]
 
@@ -95,7 +96,7 @@ def random_target_control(
     hypernetwork_init: HypernetworkInit = "real",
     selection_mode: SelectionMode = "soft",
     reference: EvalResult | None = None,
-    progress: bool = False,
+    show_progress: bool = False,
     max_label_tokens: int = 3,
 ) -> RandomTargetResult:
     """Train a HyperDAS with ``hyperdas.config`` (``n_steps`` overrides its steps) against
@@ -115,8 +116,10 @@ def random_target_control(
     if hypernetwork_init == "real":
         # same seed, same shapes: selection and subspace start as the audited model's did
         model.hypernetwork = HyperDAS(hyperdas.target, config).hypernetwork
-    device = target_device(hyperdas)
-    train = train_hyperdas(model, [b.to(device) for b in train_batches], config, progress=progress)
+    device = module_device(hyperdas.target)
+    train = train_hyperdas(
+        model, [b.to(device) for b in train_batches], config, show_progress=show_progress
+    )
     control = score_hyperdas(
         model, test_batches, selection_mode, method="HyperDAS on a random target",
         max_label_tokens=max_label_tokens,

@@ -10,10 +10,11 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from hyperdas_tl.data.batching import InterventionBatch, judged_label_positions
-from hyperdas_tl.faithfulness.checks import check_batches, check_states, target_device
+from hyperdas_tl.faithfulness.checks import check_batches, check_states
 from hyperdas_tl.faithfulness.result_dict import ResultDict
 from hyperdas_tl.hyperdas.config import SELECTION_MODES, SelectionMode, check_selection_mode
 from hyperdas_tl.hyperdas.model import HyperDAS, TargetStates
+from hyperdas_tl.models import module_device
 from hyperdas_tl.partial_forward import resid_stream_states
 
 OWN_MASS_ATOL = 1e-4
@@ -84,7 +85,7 @@ def source_equals_base_control(
     hyperdas: HyperDAS,
     batches: Sequence[InterventionBatch],
     *,
-    selection_modes: Sequence[SelectionMode] = SELECTION_MODES,  # type: ignore[assignment]
+    selection_modes: Sequence[SelectionMode] = SELECTION_MODES,
     states: Sequence[TargetStates] | None = None,
     max_label_tokens: int = 3,
 ) -> SourceEqualsBaseResult:
@@ -94,7 +95,7 @@ def source_equals_base_control(
     check_states(states, batches)
     for mode in selection_modes:
         check_selection_mode(mode)
-    device = target_device(hyperdas)
+    device = module_device(hyperdas.target)
     unchanged = {m: 0 for m in selection_modes}
     own = {m: 0.0 for m in selection_modes}
     change = {m: 0.0 for m in selection_modes}

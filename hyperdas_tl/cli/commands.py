@@ -1,0 +1,221 @@
+"""The command bodies: ``quickstart``, ``train``, ``evaluate``, ``demo`` and ``reproduce``.
+
+Each imports what is heavy (torch, transformers, TransformerLens) inside the function, so the
+parser and the option checks never do.
+"""
+
+import argparse
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from hyperdas_tl.cli.checks import CLIError
+
+
+def run_quickstart(args: argparse.Namespace) -> int:
+    from hyperdas_tl.models import load_model
+    from hyperdas_tl.quickstart import entity_swap_demo
+
+    model = load_model(args.model, device=args.device)
+    result = entity_swap_demo(model, layer=args.layer)
+    print(f"base   : {result.base_prompt!r} -> {result.base_prediction!r}")
+    print(f"source : {result.source_prompt!r} -> {result.source_prediction!r}")
+    print(
+        f"full interchange at blocks.{result.layer}.hook_resid_pre (entity token): "
+        f"{result.full_patch_prediction!r} (p={result.full_patch_source_prob:.3f} for the "
+        "source answer)"
+    )
+    print(
+        f"random {result.random_k}-dim subspace at the same position: "
+        f"{result.random_patch_prediction!r}"
+    )
+    return 0
+
+
+def profile_from_args(args: argparse.Namespace):
+    """The named profile with the command line's overrides (the configs validate here)."""
+    from dataclasses import replace
+
+    from hyperdas_tl.hyperdas.run import PROFILES
+
+    profile = PROFILES[args.profile]
+    data_overrides = {
+        "source": args.source,
+        "domain": args.domain,
+        "attributes": tuple(args.attributes) if args.attributes else None,
+        "ravel_path": args.ravel,
+        "batch_size": args.batch_size,
+        "max_entities": args.max_entities,
+        "train_pairs": args.train_pairs,
+        "eval_pairs": args.eval_pairs,
+    }
+    model_overrides = {
+        "layer": args.layer,
+        "k": args.k,
+        "n_hypernet_layers": args.n_hypernet_layers,
+        "n_steps": args.steps,
+        "lr": args.lr,
+        "head_lr": args.head_lr,
+        "null_init_weight": args.null_init_weight,
+        "cache_target_states": None if args.cache_states else False,
+        "checkpoint_every": args.checkpoint_every,
+        "seed": args.seed,
+    }
+    data = replace(profile.data, **{k: v for k, v in data_overrides.items() if v is not None})
+    hyper = replace(profile.hyperdas, **{k: v for k, v in model_overrides.items() if v is not None})
+    eval_modes = tuple(args.eval_modes) if args.eval_modes else profile.eval_modes
+    precision = args.precision or profile.precision
+    return replace(profile, data=data, hyperdas=hyper, eval_modes=eval_modes, precision=precision)
+
+
+def print_results(results, out_dir: Path | None) -> None:
+    from hyperdas_tl.metrics import results_to_markdown
+
+    print(results_to_markdown(results))
+    if out_dir is not None:
+        print(f"\nresults: {out_dir / 'results.json'}  checkpoint: {out_dir / 'checkpoint'}")
+
+
+def kept_results_note(out_dir: Path | None, since: float) -> str | None:
+    """After a failure: which splits' results this run (started at ``since``) left in
+    ``out_dir/results.json``."""
+    if out_dir is None:
+        return None
+    path = out_dir / "results.json"
+    try:
+        if path.stat().st_mtime < since:
+            return None
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if saved.get("complete", True) or not saved.get("finished_splits"):
+        return None
+    splits = ", ".join(saved["finished_splits"])
+    return f"(the results of the finished splits {splits} are kept in {path})"
+
+
+@contextlib.contextmanager
+def keep_results_noted(out_dir: Path | None) -> Iterator[None]:
+    """Add :func:`kept_results_note` to an exception leaving the block."""
+    since = time.time() - 1.0  # file times can be coarser than time.time()
+    try:
+        yield
+    except Exception as error:
+        note = kept_results_note(out_dir, since)
+        if note:
+            error.add_note(note)
+        raise
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from hyperdas_tl.run_dir import check_out_dir, run_lock
+
+    check_out_dir(args.out)
+    with run_lock(args.out):
+        from hyperdas_tl.hooks import finite_checks
+        from hyperdas_tl.hyperdas.run import train_and_evaluate
+
+        profile = profile_from_args(args)
+        with keep_results_noted(args.out), finite_checks():
+            run = train_and_evaluate(
+                profile,
+                model_name=args.model,
+                out_dir=args.out,
+                device=args.device,
+                resume=args.resume,
+                threads=args.threads,
+            )
+    print(f"trained {run.train.steps} steps; seconds: {run.seconds}")
+    print_results(run.results, run.out_dir)
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    if not args.checkpoint.is_dir():
+        raise CLIError(f"checkpoint {args.checkpoint} is not a folder")
+    if args.out is None:
+        return _evaluate(args)
+    from hyperdas_tl.run_dir import check_out_dir, run_lock
+
+    check_out_dir(args.out)
+    with run_lock(args.out), keep_results_noted(args.out):
+        return _evaluate(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from hyperdas_tl.hooks import finite_checks
+    from hyperdas_tl.hyperdas.run import evaluate_checkpoint
+
+    with finite_checks():
+        run = evaluate_checkpoint(args.checkpoint, out_dir=args.out, device=args.device)
+    print_results(run.results, None)
+    return 0
+
+
+def demo_config_from_args(args: argparse.Namespace):
+    """The demo's configuration with the command line's overrides (validated here)."""
+    from dataclasses import replace
+
+    from hyperdas_tl.demo import DemoConfig
+
+    config = DemoConfig()
+    settings = config.settings
+    if args.steps is not None:
+        settings = replace(settings, hyperdas=replace(settings.hyperdas, n_steps=args.steps))
+    return replace(
+        config,
+        settings=settings,
+        seeds=tuple(args.seeds) if args.seeds else config.seeds,
+        layer=config.layer if args.layer is None else args.layer,
+        k=config.k if args.k is None else args.k,
+    )
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    from hyperdas_tl.run_dir import check_out_dir, run_lock
+
+    check_out_dir(args.out)
+    with run_lock(args.out):
+        config = demo_config_from_args(args)
+        from hyperdas_tl.demo import run_demo
+        from hyperdas_tl.experiment import build_experiment_data
+        from hyperdas_tl.hooks import finite_checks
+        from hyperdas_tl.models import default_device, load_model
+        from hyperdas_tl.precision import precision_name, resolve_precision
+        from hyperdas_tl.provenance import make_reproducible, run_provenance
+
+        threads = make_reproducible(config.seeds[0], args.threads)
+        device = args.device or default_device()
+        dtype = resolve_precision(args.precision, device)
+        start = time.perf_counter()
+        model = load_model(args.model, device=device, dtype=dtype)
+        data = build_experiment_data(model, config.data, model_name=args.model)
+        seconds = {"model_and_data": time.perf_counter() - start}
+        metadata = {
+            "model": args.model,
+            "examples": data.counts(),
+            "seconds": seconds,
+            "provenance": run_provenance(
+                seed=config.seeds[0], threads=threads, dtype=precision_name(dtype)
+            ),
+        }
+        with finite_checks():
+            result = run_demo(model, data, config, out_dir=args.out, metadata=metadata)
+    total = time.perf_counter() - start
+    print(result.to_markdown())
+    print(f"results: {args.out / 'summary.json'}  ({total:.0f} s after start-up)")
+    return 0
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    from hyperdas_tl.reproduce import reproduce
+
+    report = reproduce(args.results, out_dir=args.out, tolerance=args.tolerance)
+    print(report.summary())
+    for diff in report.differences[:20]:
+        print(f"  {diff.path}: {diff.original} -> {diff.reproduced}")
+    for name, change in report.environment_changes.items():
+        print(f"  environment: {name} {change['recorded']} -> {change['now']}")
+    return 0 if report.ok else 1

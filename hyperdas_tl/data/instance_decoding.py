@@ -1,0 +1,173 @@
+"""How an instance's prompts are decoded, and why the KV-cached decoder is trusted.
+
+:func:`model_generate_fn` runs the model over the prompts in length-sorted batches with one of
+two backends (:data:`GenerationBackend`). Decoding is never trusted blindly. With the KV-cached
+backend (``generation="kv_cached"``: :func:`~hyperdas_tl.generation.kv_cached_greedy_generate`,
+our own greedy loop over the plain HF modules under the bridge; HF's ``generate`` on the
+bridge-wrapped model corrupts every token after the first under transformers 5.24, and is 7x
+slower than this loop in bf16 on CPU) the first batch is decoded a second time by the uncached
+:func:`~hyperdas_tl.generation.greedy_generate` and any difference that is not a rounding tie
+(:func:`near_tie_rows`) stops the build with :class:`DecodingMismatchError`
+(:func:`check_cached_decoding`).
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from hyperdas_tl.generation import greedy_generate, kv_cached_greedy_generate
+from hyperdas_tl.models import module_device
+from hyperdas_tl.precision import autocast_like, model_dtype
+
+logger = logging.getLogger(__name__)
+
+DECODER_VERSION = 2
+"""Version of the decoding implementation, part of the instance cache key. 2: the KV-cached
+backend is checked against uncached greedy decoding and degenerate labels are refused;
+instances cached by version 1 (labels possibly corrupted by transformers 5.24's cache) are
+rebuilt."""
+GenerationBackend = Literal["greedy_generate", "kv_cached"]
+GenerateFn = Callable[[list[str], int], list[str]]
+"""``(prompts, max_new_tokens) -> raw generated continuations`` (one string per prompt)."""
+
+
+class DecodingMismatchError(ValueError):
+    """KV-cached decoding disagreed with uncached greedy decoding on the check batch."""
+
+
+def _decode_rows(tokenizer, rows: list[list[int]]) -> list[str]:
+    eos = tokenizer.eos_token_id
+    texts = []
+    for row in rows:
+        if eos is not None and eos in row:
+            row = row[: row.index(eos)]
+        texts.append(tokenizer.decode(row))
+    return texts
+
+
+TIE_TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 0.5}
+"""Largest logit gap (uncached argmax minus the cached path's token, at the first step where
+they differ) still read as a rounding tie between the two paths, by the target's dtype. A
+broken cache misses by whole logits (transformers 5.24: every token after the first is "-")."""
+
+
+def near_tie_rows(
+    model: torch.nn.Module,
+    input_ids: Int[Tensor, "batch pos"],
+    attention_mask: Int[Tensor, "batch pos"],
+    cached: Int[Tensor, "batch new"],
+    uncached: Int[Tensor, "batch new"],
+) -> list[int]:
+    """Rows whose cached decoding departs from the uncached one where the uncached logits are a
+    near tie (gap <= :data:`TIE_TOLERANCE`) between the two tokens, i.e. float rounding."""
+    differ = (cached != uncached).any(dim=1)
+    if not bool(differ.any()):
+        return []
+    lengths = attention_mask.long().sum(dim=1)
+    width = input_ids.shape[1] + uncached.shape[1]
+    ids = torch.zeros(input_ids.shape[0], width, dtype=input_ids.dtype, device=input_ids.device)
+    ids[:, : input_ids.shape[1]] = input_ids * attention_mask
+    mask = torch.zeros_like(ids)
+    rows = torch.arange(ids.shape[0], device=ids.device)
+    for step in range(uncached.shape[1]):
+        ids[rows, lengths + step] = uncached[:, step]
+        mask[rows, lengths + step] = 1
+    mask[:, : input_ids.shape[1]] = attention_mask
+    with torch.no_grad(), autocast_like(model):
+        logits = model(ids, attention_mask=mask).float()
+    tolerance = TIE_TOLERANCE.get(model_dtype(model), 1e-3)
+    ties = []
+    for row in torch.nonzero(differ).flatten().tolist():
+        step = int((cached[row] != uncached[row]).nonzero()[0])
+        position = int(lengths[row]) + step - 1
+        scores = logits[row, position]
+        gap = float(scores[uncached[row, step]] - scores[cached[row, step]])
+        if gap <= tolerance:
+            ties.append(row)
+    return ties
+
+
+def check_cached_decoding(
+    cached: Int[Tensor, "batch new"],
+    uncached: Int[Tensor, "batch new"],
+    prompts: list[str],
+    tokenizer,
+    ties: Sequence[int] = (),
+) -> None:
+    """Raise :class:`DecodingMismatchError` unless the two decodings agree token for token on
+    every row outside ``ties`` (rows where they part at a rounding tie, :func:`near_tie_rows`)."""
+    import transformers
+
+    cached_texts = _decode_rows(tokenizer, cached.tolist())
+    uncached_texts = _decode_rows(tokenizer, uncached.tolist())
+    if cached.shape != uncached.shape:
+        differing = list(range(len(prompts)))
+    else:
+        differing = [
+            i
+            for i in range(len(prompts))
+            if not torch.equal(cached[i].cpu(), uncached[i].cpu()) and i not in set(ties)
+        ]
+    if not differing:
+        if ties:
+            logger.info("cached decoding parts from uncached at %d rounding ties", len(ties))
+        return
+    first = differing[0]
+    raise DecodingMismatchError(
+        f"KV-cached decoding (generation='kv_cached', transformers {transformers.__version__}) "
+        f"disagrees with uncached greedy decoding on {len(differing)} of {len(prompts)} prompts "
+        f"of the first batch, e.g. {prompts[first]!r} -> {cached_texts[first]!r} (cached) vs "
+        f"{uncached_texts[first]!r} (uncached), not at a rounding tie. Labels would be "
+        "corrupted; nothing was built. Install the tested versions (pip install -c "
+        "constraints.txt ...) or build with generation='greedy_generate'."
+    )
+
+
+def model_generate_fn(
+    model: torch.nn.Module, batch_size: int, backend: GenerationBackend = "greedy_generate"
+) -> GenerateFn:
+    """A :data:`GenerateFn` running ``model`` in length-sorted batches with a progress bar
+    (``backend``: see :attr:`~hyperdas_tl.data.instance.InstanceConfig.generation`). With
+    ``"kv_cached"``, the first batch it decodes is decoded again without a cache and compared
+    (:func:`check_cached_decoding`)."""
+    tokenizer = model.tokenizer
+    device = module_device(model)
+    verified = backend != "kv_cached"
+
+    def encode(texts: list[str]) -> tuple[Tensor, Tensor]:
+        batch = tokenizer(texts, return_tensors="pt", padding=True)
+        return batch["input_ids"].to(device), batch["attention_mask"].to(device)
+
+    def decode(texts: list[str], max_new_tokens: int, cached: bool) -> Tensor:
+        fn = kv_cached_greedy_generate if cached else greedy_generate
+        return fn(model, *encode(texts), max_new_tokens)
+
+    def verify(texts: list[str], max_new_tokens: int, new: Tensor) -> None:
+        reference = decode(texts, max_new_tokens, cached=False)
+        ties = near_tie_rows(model, *encode(texts), new, reference)
+        check_cached_decoding(new, reference, texts, tokenizer, ties)
+
+    def generate(prompts: list[str], max_new_tokens: int) -> list[str]:
+        nonlocal verified
+        lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
+        order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+        results: list[str] = [""] * len(prompts)
+        for start in tqdm(
+            range(0, len(order), batch_size), desc="generating", unit="batch", leave=False
+        ):
+            index = order[start : start + batch_size]
+            texts = [prompts[i] for i in index]
+            new = decode(texts, max_new_tokens, cached=backend == "kv_cached")
+            if not verified:
+                verify(texts, max_new_tokens, new)
+                verified = True
+            for text, i in zip(_decode_rows(tokenizer, new.tolist()), index, strict=True):
+                results[i] = text
+        return results
+
+    return generate

@@ -1,0 +1,34 @@
+from tiny_ravel import fake_generator
+
+import hyperdas_tl.data.instance_cache as cache_module
+from hyperdas_tl.data.instance import InstanceConfig
+from hyperdas_tl.data.instance_cache import instance_cache_path, load_or_build_instance
+from hyperdas_tl.data.instance_decoding import DECODER_VERSION
+
+
+def test_cache_reuses_and_keys_on_config(tiny_domain, tmp_path, monkeypatch):
+    monkeypatch.setenv("HYPERDAS_TL_CACHE", str(tmp_path))
+    calls: list[int] = []
+    generate = fake_generator(tiny_domain, calls=calls)
+    first = load_or_build_instance(
+        None, tiny_domain, InstanceConfig(), model_name="fake", generate=generate
+    )
+    n_calls = len(calls)
+    again = load_or_build_instance(
+        None, tiny_domain, InstanceConfig(), model_name="fake", generate=generate
+    )
+    assert len(calls) == n_calls
+    assert again.to_dict() == first.to_dict()
+    assert instance_cache_path("fake", tiny_domain, InstanceConfig()).is_file()
+    assert instance_cache_path("fake", tiny_domain, InstanceConfig(seed=1)) != (
+        instance_cache_path("fake", tiny_domain, InstanceConfig())
+    )
+    assert instance_cache_path("other", tiny_domain, InstanceConfig()) != (
+        instance_cache_path("fake", tiny_domain, InstanceConfig())
+    )
+
+
+def test_cache_key_includes_the_decoder_version(tiny_domain, monkeypatch):
+    before = instance_cache_path("m", tiny_domain, InstanceConfig())
+    monkeypatch.setattr(cache_module, "DECODER_VERSION", DECODER_VERSION + 1)
+    assert instance_cache_path("m", tiny_domain, InstanceConfig()) != before
