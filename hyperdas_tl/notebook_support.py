@@ -36,13 +36,12 @@ from hyperdas_tl.hyperdas.checkpoint import (
     save_checkpoint,
 )
 from hyperdas_tl.hyperdas.config import SELECTION_MODES
-from hyperdas_tl.hyperdas.model import HyperDAS
+from hyperdas_tl.hyperdas.model import HyperDAS, config_for_target
 from hyperdas_tl.hyperdas.run import PROFILES, Profile
 from hyperdas_tl.hyperdas.selection import read_out
 from hyperdas_tl.hyperdas.train import TrainResult, train_hyperdas
 from hyperdas_tl.metrics import EvalResult
 from hyperdas_tl.models import load_model, module_device
-from hyperdas_tl.precision import model_dtype, precision_name
 
 logger = logging.getLogger(__name__)
 
@@ -106,13 +105,8 @@ class NotebookRun:
 
 
 def _wanted_config(profile: Profile, target: Any) -> dict[str, Any]:
-    config = replace(
-        profile.hyperdas,
-        target_model=MODEL_NAME,
-        data=profile.data.to_dict(),
-        target_dtype=precision_name(model_dtype(target)),  # what HyperDAS records when built
-    )
-    return config.resolved_for(int(target.cfg.n_layers), int(target.cfg.d_model)).to_dict()
+    config = replace(profile.hyperdas, target_model=MODEL_NAME, data=profile.data.to_dict())
+    return config_for_target(config, target).to_dict()  # what HyperDAS records when built
 
 
 def _as_json(value: Any) -> Any:

@@ -102,6 +102,15 @@ class HyperDASOutput:
     """Loss parts (None when the batch has no label tokens)."""
 
 
+def config_for_target(config: HyperDASConfig, target: nn.Module) -> HyperDASConfig:
+    """``config`` as a HyperDAS built on ``target`` records it: layer and rank resolved for the
+    target's size, and the target's dtype filled in when the config does not name one."""
+    config = config.resolved_for(int(target.cfg.n_layers), int(target.cfg.d_model))
+    if config.target_dtype is None:
+        config = replace(config, target_dtype=precision_name(model_dtype(target)))
+    return config
+
+
 class HyperDAS(nn.Module):
     """Hypernetwork + position selection + Householder subspace over a frozen target.
 
@@ -111,10 +120,8 @@ class HyperDAS(nn.Module):
 
     def __init__(self, target: nn.Module, config: HyperDASConfig | None = None) -> None:
         super().__init__()
-        n_layers, d_model = int(target.cfg.n_layers), int(target.cfg.d_model)
-        config = (config or HyperDASConfig()).resolved_for(n_layers, d_model)
-        if config.target_dtype is None:
-            config = replace(config, target_dtype=precision_name(model_dtype(target)))
+        d_model = int(target.cfg.d_model)
+        config = config_for_target(config or HyperDASConfig(), target)
         self.config = config
         object.__setattr__(self, "_target", target)  # a reference, not a submodule
         device = module_device(target)
