@@ -101,7 +101,12 @@ class Verdict:
     claim: str
     interval: tuple[float, float, float] | None
     """(mean, lo, hi) of what the claim is about."""
-    holds: bool
+    bar: float = 0.0
+    """The claim holds when the interval's lower end is above this."""
+
+    @property
+    def holds(self) -> bool:
+        return self.interval is not None and self.interval[1] > self.bar
 
     def text(self) -> str:
         if self.interval is None:
@@ -121,6 +126,8 @@ class DemoResult:
     constant_cause: dict[str, float]
     """``{split: Cause of the best constant answer}`` on the scored examples."""
     verdicts: list[Verdict]
+    test_split: str
+    """Split the verdicts were read on."""
 
     @property
     def shows_effect(self) -> bool:
@@ -137,7 +144,7 @@ class DemoResult:
         }
 
     def to_markdown(self) -> str:
-        split = self.verdicts_split
+        split = self.test_split
         lines = [
             self.report.to_markdown().rstrip(),
             "",
@@ -150,10 +157,6 @@ class DemoResult:
             *[f"- {v.text()}" for v in self.verdicts],
         ]
         return "\n".join(lines) + "\n"
-
-    @property
-    def verdicts_split(self) -> str:
-        return next(s for s in self.constant_cause if s.startswith("test"))
 
 
 def _interval(cell: Any) -> tuple[float, float, float] | None:
@@ -183,22 +186,18 @@ def demo_verdicts(
         Verdict(
             f"{best} Disentangle above the no-op's (paired)",
             _interval(report.difference(f"{best} - {NO_OP}", test_split).disentangle),
-            False,
         ),
-        Verdict(f"{best} Cause above the constant answer's {constant_cause:.3f}", cause, False),
+        Verdict(
+            f"{best} Cause above the constant answer's {constant_cause:.3f}", cause, constant_cause
+        ),
     ]
     if "DAS" in report.methods:
         verdicts.append(
             Verdict(
                 f"{best} Disentangle above DAS's (paired)",
                 _interval(report.difference(f"{best} - DAS", test_split).disentangle),
-                False,
             )
         )
-    for v in verdicts:
-        if v.interval is not None:
-            bar = constant_cause if "constant" in v.claim else 0.0
-            v.holds = v.interval[1] > bar
     return best, verdicts
 
 
@@ -228,15 +227,15 @@ def run_demo(
         metadata=metadata,
     )
     best, verdicts = demo_verdicts(report, constant[config.test_split], config.test_split)
-    result = DemoResult(report, best, constant, verdicts)
+    result = DemoResult(report, best, constant, verdicts, config.test_split)
     logger.info("demo: %s", "; ".join(v.text() for v in verdicts))
     if out_dir is not None:
         out = Path(out_dir)
         write_text_atomically(out / DEMO_MD, result.to_markdown())
-        summary_path = out / SUMMARY_JSON
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        summary = report.summary()  # what compare_methods wrote to summary.json, plus the demo's
         summary["demo"] = result.to_dict()
         if metadata and "provenance" in metadata:
             summary["provenance"] = metadata["provenance"]  # what `reproduce` re-runs
-        write_text_atomically(summary_path, json.dumps(summary, indent=2) + "\n")
+        text = json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
+        write_text_atomically(out / SUMMARY_JSON, text)
     return result
