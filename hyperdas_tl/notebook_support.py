@@ -24,7 +24,6 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from hyperdas_tl.baselines.das import select_rows
 from hyperdas_tl.cache import cache_dir
 from hyperdas_tl.data.batching import InterventionBatch
 from hyperdas_tl.data.examples import InterventionExample
@@ -40,7 +39,6 @@ from hyperdas_tl.hyperdas.model import HyperDAS, config_for_target
 from hyperdas_tl.hyperdas.run import PROFILES, Profile
 from hyperdas_tl.hyperdas.selection import read_out
 from hyperdas_tl.hyperdas.train import TrainResult, train_hyperdas
-from hyperdas_tl.metrics import EvalResult
 from hyperdas_tl.models import load_model, module_device
 
 logger = logging.getLogger(__name__)
@@ -145,41 +143,6 @@ def load_or_train(
     )
     save_checkpoint(checkpoint, model)
     return NotebookRun(profile_name, profile, target, data, model.eval(), checkpoint, train)
-
-
-def attribute_batches(batches: list[InterventionBatch], attribute: str) -> list[InterventionBatch]:
-    """The rows of ``batches`` whose target attribute is ``attribute`` (empty batches dropped),
-    for methods trained per attribute (DAS, MDAS, probes)."""
-    out = []
-    for batch in batches:
-        keep = torch.tensor([e.target_attribute == attribute for e in batch.examples])
-        if bool(keep.any()):
-            out.append(select_rows(batch, keep))
-    if not out:
-        raise ValueError(f"no examples of attribute {attribute!r} in these batches")
-    return out
-
-
-def score_rows(results: list[EvalResult], mode: str = "teacher_forced") -> list[dict[str, Any]]:
-    """One flat row per (method, attribute) of ``results`` in judging ``mode`` (for tables and
-    plots): method, attribute, cause, isolate, disentangle, n_cause, n_isolate."""
-    rows = []
-    for result in results:
-        for s in result.attributes:
-            if s.mode == mode:
-                rows.append(
-                    {
-                        "method": result.method,
-                        "attribute": s.attribute,
-                        "split": s.split,
-                        "cause": s.cause,
-                        "isolate": s.isolate,
-                        "disentangle": s.disentangle,
-                        "n_cause": s.n_cause,
-                        "n_isolate": s.n_isolate,
-                    }
-                )
-    return rows
 
 
 @dataclass

@@ -7,19 +7,23 @@
 # ---
 
 # %% [markdown]
-# # 3 · Compare: probes, DAS, MDAS, probe subspaces and HyperDAS
+# # 3 · Compare HyperDAS with controls, probes, DAS and MDAS — with intervals
 #
-# All methods intervene at the same layer (HyperDAS's `blocks.L.hook_resid_pre`) with the same rank
-# `k`, and are scored on the same test examples by the same code (`hyperdas_tl.metrics.evaluate`).
+# One call of `hyperdas_tl.compare.compare_methods` (the pipeline `analyses/run_benchmark.py`
+# runs at full size) scores every method at the same layer (HyperDAS's `blocks.L.hook_resid_pre`)
+# with the same rank `k` on the same test examples:
 #
-# - **Probes**: a linear probe per layer reads the entity's last token and predicts the attribute
-#   value (accuracy vs layer).
-# - **DAS**: a learned rank-k subspace at the entity's last token, trained on cause examples.
-# - **MDAS**: the same subspace trained on cause and isolate examples (RAVEL's multi-task DAS).
-# - **Probe subspace**: the span of the probe's weight rows, used as the interchange subspace.
-# - **HyperDAS**: the checkpoint notebook 2 saved (trained here if missing), in its three read-outs.
+# - **controls**: no intervention, a random orthonormal subspace of rank k, and the full-residual
+#   swap at the entity token (the ceiling a single-position method can reach);
+# - **probe**: the span of each attribute's linear-probe weights, used as its interchange subspace;
+# - **DAS / MDAS** in RAVEL's protocol: one subspace per target attribute, trained on that
+#   attribute's rows (MDAS adds its isolate rows), learning rate and epoch chosen on `val_entity`;
+# - **HyperDAS**: the checkpoint notebook 2 saved (trained here if missing), one model for both
+#   concepts, scored in its three read-outs.
 #
-# DAS, MDAS and probes are trained per attribute; HyperDAS is one model for both concepts.
+# Every score carries a 95 % cluster-bootstrap interval (resampling base entities) and the stated
+# differences a paired interval; "A beats B" only when that interval excludes 0. The `small`
+# profile (CI) is far too small to decide anything: it checks the pipeline, not the methods.
 
 # %% tags=["parameters"]
 # Parameters (papermill-style): HYPERDAS_TL_PROFILE=small (CI) or full
@@ -32,8 +36,6 @@ from pathlib import Path
 
 # full: figures go to analyses/figures/ (linked from the README); small: a temporary folder
 FIGURES = Path("../analyses/figures") if PROFILE == "full" else Path(tempfile.mkdtemp())
-
-DAS_STEPS = 15 if PROFILE == "small" else None  # None: DASConfig's epochs
 PROBE_LAYERS = tuple(range(0, 30, 3)) if PROFILE == "small" else None  # None: every layer
 
 # %%
@@ -41,19 +43,19 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from hyperdas_tl.baselines import DASConfig, ProbeConfig, train_das, train_probes
-from hyperdas_tl.hyperdas.run import evaluate_hyperdas
-from hyperdas_tl.metrics import entity_subspace_intervention, evaluate, results_to_markdown
+from hyperdas_tl.baselines import ProbeConfig, train_probes
+from hyperdas_tl.compare import DEFAULT_METHODS, CompareSettings, compare_methods
+from hyperdas_tl.compare.figure import comparison_figure
 from hyperdas_tl.models import load_model
-from hyperdas_tl.notebook_support import MODEL_NAME, attribute_batches, load_or_train, score_rows
+from hyperdas_tl.notebook_support import MODEL_NAME, load_or_train
+from hyperdas_tl.stats import BootstrapConfig
 
 torch.manual_seed(0)
 model = load_model(MODEL_NAME, device="cpu" if PROFILE == "small" else None)
 run = load_or_train(PROFILE, target=model)
 hyperdas, data, profile = run.hyperdas, run.data, run.profile
-LAYER, K = hyperdas.layer, hyperdas.config.k
+LAYER, K, SEED = hyperdas.layer, hyperdas.config.k, hyperdas.config.seed
 ATTRIBUTES = profile.data.attributes
-eval_config = profile.eval_config(show_progress=False)
 test = data.batches["test_entity"]
 print(
     f"HyperDAS {'loaded from' if run.loaded else 'trained and saved to'} {run.checkpoint}; "
@@ -99,82 +101,44 @@ for sweep in sweeps.values():
 assert probe_png.stat().st_size > 0
 
 # %% [markdown]
-# ## DAS, MDAS and the probe subspace at HyperDAS's layer
+# ## Every method on the same examples
 #
-# Each is trained on one attribute's training examples and scored on that attribute's test
-# examples: the same rows HyperDAS is scored on.
+# DAS and MDAS try three learning rates and keep the best epoch on `val_entity`; HyperDAS is
+# scored as given (not retrained).
 
 # %%
-baselines = []
-for attribute in ATTRIBUTES:
-    train_rows = attribute_batches(data.batches["train"], attribute)
-    test_rows = attribute_batches(test, attribute)
-    for objective in ("das", "mdas"):
-        config = DASConfig(
-            layer=LAYER, k=K, objective=objective, max_steps=DAS_STEPS, lr=1e-2, show_progress=False
-        )
-        das = train_das(model, train_rows, config)
-        baselines.append(
-            evaluate(
-                model,
-                test_rows,
-                das.intervention.intervention(model),
-                method=objective.upper(),
-                setting="test_entity",
-                config=eval_config,
-                metadata={"layer": LAYER, "k": K},
-            )
-        )
-        assert das.history.step_loss and all(torch.isfinite(torch.tensor(das.history.step_loss)))
-    probe_layer = LAYER if LAYER in sweeps[attribute].probes else sweeps[attribute].best_layer
-    probe = sweeps[attribute].probes[probe_layer]
-    basis = probe.subspace(min(K, len(probe.classes) - 1))
-    probe_intervention = entity_subspace_intervention(model, probe_layer, basis)
-    baselines.append(
-        evaluate(
-            model,
-            test_rows,
-            probe_intervention,
-            method="probe subspace",
-            setting="test_entity",
-            config=eval_config,
-            metadata={"layer": probe_layer, "k": basis.shape[1]},
-        )
-    )
-print(len(baselines), "baseline results")
-
-# %%
-hyper_results = evaluate_hyperdas(hyperdas, data, splits=("test_entity",), eval_config=eval_config)
-results = baselines + hyper_results
-display(Markdown(results_to_markdown(results)))
-rows = score_rows(results)
-counts = {}
-for row in rows:
-    assert all(row[m] is None or 0.0 <= row[m] <= 1.0 for m in ("cause", "isolate", "disentangle"))
-    counts.setdefault(row["attribute"], set()).add((row["n_cause"], row["n_isolate"]))
-assert all(len(c) == 1 for c in counts.values()), f"methods saw different examples: {counts}"
-assert {row["method"] for row in rows} >= {"DAS", "MDAS", "probe subspace", "HyperDAS (soft)"}
+settings = CompareSettings(
+    eval_splits=("test_entity",) if PROFILE == "small" else ("test_entity", "test_context"),
+    das_lrs=(3e-3, 1e-2, 3e-2),
+    das_max_epochs=2 if PROFILE == "small" else 20,
+    das_patience=1 if PROFILE == "small" else 3,
+    probe_max_iter=50 if PROFILE == "small" else 200,
+    bootstrap=BootstrapConfig(n_resamples=500 if PROFILE == "small" else 2000),
+)
+report = compare_methods(
+    model, data, LAYER, K, DEFAULT_METHODS, [SEED], settings=settings,
+    trained_hyperdas={SEED: hyperdas},
+)  # fmt: skip
+display(Markdown(report.to_markdown()))
+summary = report.summary()
+cells = summary[report.domain]["test_entity"]
+assert set(cells) == set(report.methods) >= {"DAS", "MDAS", "probe", "HyperDAS (soft)"}
+assert len({(c["n_cause"], c["n_isolate"]) for c in cells.values()}) == 1, "methods saw other rows"
+for cell in cells.values():
+    for metric in ("cause", "isolate", "disentangle"):
+        m = cell[metric]
+        assert m is None or 0.0 <= m["lo"] <= m["mean"] <= m["hi"] <= 1.0
+assert cells["no intervention"]["isolate"]["mean"] >= 0.9  # doing nothing keeps the base answer
+assert report.curves[f"HyperDAS seed {SEED}"]["given"] is True  # scored, not retrained
+assert summary["differences"]["test_entity"]  # the paired differences the README states
 
 # %% [markdown]
-# ## Cause / Isolate / Disentangle per method and read-out
+# ## Cause / Isolate / Disentangle with 95 % intervals
 #
-# Bars are the mean over the two attributes (teacher forced); dots are the attributes.
+# The dashed line is the no-op's Disentangle: a method below it has done harm on balance.
 
 # %%
-methods = list(dict.fromkeys(row["method"] for row in rows))
-metrics = ("cause", "isolate", "disentangle")
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), sharey=True)
-for ax, metric in zip(axes, metrics, strict=True):
-    for i, method in enumerate(methods):
-        values = [
-            row[metric] for row in rows if row["method"] == method and row[metric] is not None
-        ]
-        ax.bar(i, sum(values) / len(values) if values else 0.0, color=f"C{i}")
-        ax.scatter([i] * len(values), values, color="black", s=10, zorder=3)
-    ax.set_xticks(range(len(methods)), methods, rotation=40, ha="right")
-    ax.set_title(metric.capitalize())
-    ax.set_ylim(0, 1.05)
-fig.tight_layout()
+fig = comparison_figure(summary)
 scores_png = FIGURES / "method_comparison.png"
 fig.savefig(scores_png, dpi=120)
 plt.show()

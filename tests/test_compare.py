@@ -15,8 +15,11 @@ from hyperdas_tl.compare import (
     default_differences,
     read_records,
 )
+from hyperdas_tl.compare.figure import comparison_figure
 from hyperdas_tl.hyperdas.config import HyperDASConfig
-from hyperdas_tl.metrics import Judgement, summarise
+from hyperdas_tl.hyperdas.intervention import hyperdas_intervention
+from hyperdas_tl.hyperdas.model import HyperDAS
+from hyperdas_tl.metrics import Judgement, evaluate, summarise
 from hyperdas_tl.stats import BootstrapConfig
 
 EVAL_SPLITS = ("val_entity", "test_entity")  # the data's splits but train (two keep it fast)
@@ -305,3 +308,53 @@ def test_an_attribute_without_cause_rows_is_refused_before_training(tiny_model, 
         compare_methods(tiny_model, pruned, 1, 4, ["no intervention", "DAS"], SEEDS)
     # HyperDAS alone has no per-attribute subspace to train: nothing to refuse there
     compare.check_attribute_rows(pruned, ["no intervention", "HyperDAS"], "val_entity")
+
+
+def test_a_trained_hyperdas_is_scored_as_given_not_retrained(tiny_model, data, monkeypatch):
+    config = dataclasses.replace(SETTINGS.hyperdas, layer=1, k=4, seed=0)
+    given = HyperDAS(tiny_model, config)
+    monkeypatch.setattr(compare.units, "train_hyperdas", None)  # training would fail loudly
+    report = compare_methods(tiny_model, data, 1, 4, ["no intervention", "HyperDAS"], [0],
+                             settings=SETTINGS, trained_hyperdas={0: given})  # fmt: skip
+    assert report.curves["HyperDAS seed 0"]["given"] is True
+    soft = hyperdas_intervention(given, "soft")
+    direct = evaluate(tiny_model, data.batches["test_entity"], soft, method="given",
+                      setting="test_entity", config=SETTINGS.eval_config)  # fmt: skip
+    mine = [(r.example_id, r.correct) for r in report.records
+            if r.method == "HyperDAS (soft)" and r.split == "test_entity"]  # fmt: skip
+    assert sorted(mine) == sorted((j.example_id, j.correct) for j in direct.judgements)
+    assert len(mine) == len(data.examples["test_entity"])
+
+
+def test_a_trained_hyperdas_that_does_not_fit_is_refused(tiny_model, data):
+    given = HyperDAS(tiny_model, dataclasses.replace(SETTINGS.hyperdas, layer=2, k=4))
+    with raises_bad_input("has layer 2, k 4"):
+        compare_methods(tiny_model, data, 1, 4, ["HyperDAS"], [0], trained_hyperdas={0: given})
+    with raises_bad_input("not among the seeds"):
+        compare_methods(tiny_model, data, 2, 4, ["HyperDAS"], [0], trained_hyperdas={3: given})
+    with raises_bad_input("needs a given layer"):
+        compare_methods(tiny_model, data, [1, 2], 4, ["HyperDAS"], [0], trained_hyperdas={0: given})
+    with raises_bad_input("'HyperDAS' is not among the methods"):
+        compare_methods(tiny_model, data, 2, 4, ["DAS"], [0], trained_hyperdas={0: given})
+
+
+def test_the_figure_draws_every_method_with_its_interval(run):
+    _, report, *_ = run
+    summary = report.summary()
+    fig = comparison_figure(summary)
+    axes = fig.axes
+    assert len(axes) == len(EVAL_SPLITS) * 3
+    assert [ax.get_xlabel() for ax in axes[:3]] == [
+        "Cause (95 % CI)", "Isolate (95 % CI)", "Disentangle (95 % CI)"
+    ]  # fmt: skip
+    assert axes[0].get_ylabel().startswith("val_entity") and "cause" in axes[0].get_ylabel()
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == list(SCORED)
+    disentangle = axes[2]
+    bars = [p for p in disentangle.patches]
+    cells = summary["city"]["val_entity"]
+    assert [round(b.get_width(), 6) for b in bars] == [
+        round(cells[m]["disentangle"]["mean"], 6) for m in SCORED
+    ]
+    assert len(disentangle.collections) >= 1  # the error bars
+    with raises_bad_input("not in the summary"):
+        comparison_figure(summary, splits=["test_context"])

@@ -4,7 +4,7 @@ every (method, seed) unit (resuming finished ones from ``out_dir``) and builds t
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from hyperdas_tl.compare.settings import CompareSettings
 from hyperdas_tl.compare.units import UnitContext, run_unit, score_unit
 from hyperdas_tl.experiment import ExperimentData
 from hyperdas_tl.hooks import resid_pre_name
+from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.models import module_device
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,32 @@ SPLIT_ORDER = ("train", "val_entity", "val_context", "test_entity", "test_contex
 def _order(names: Iterable[str], order: Sequence[str]) -> list[str]:
     rank = {name: i for i, name in enumerate(order)}
     return sorted(set(names), key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def _check_trained_hyperdas(
+    trained: Mapping[int, HyperDAS],
+    model: Any,
+    layer: int | Sequence[int],
+    k: int,
+    methods: Sequence[str],
+    seeds: Sequence[int],
+) -> None:
+    if not trained:
+        return
+    if "HyperDAS" not in methods:
+        raise ValueError("trained_hyperdas given but 'HyperDAS' is not among the methods")
+    if not isinstance(layer, int):
+        raise ValueError("trained_hyperdas needs a given layer, not candidates to choose from")
+    for seed, hyperdas in trained.items():
+        if seed not in seeds:
+            raise ValueError(f"trained_hyperdas has seed {seed}, not among the seeds {seeds}")
+        if hyperdas.target is not model:
+            raise ValueError(f"trained_hyperdas[{seed}] sits on another target model")
+        if (hyperdas.layer, hyperdas.config.k) != (layer, k):
+            raise ValueError(
+                f"trained_hyperdas[{seed}] has layer {hyperdas.layer}, k {hyperdas.config.k}; "
+                f"the comparison runs at layer {layer}, k {k}"
+            )
 
 
 def compare_methods(
@@ -49,6 +76,7 @@ def compare_methods(
     out_dir: str | Path | None = None,
     metadata: dict[str, Any] | None = None,
     on_unit: Callable[[str, int | None, float], None] | None = None,
+    trained_hyperdas: Mapping[int, HyperDAS] | None = None,
 ) -> ComparisonReport:
     """Train and score ``methods`` on the same examples of ``data`` (see the package docstring,
     :mod:`hyperdas_tl.compare`).
@@ -68,6 +96,10 @@ def compare_methods(
         metadata: JSON-serialisable notes stored with the run (e.g. the command line).
         on_unit: called as ``on_unit(method, seed, seconds)`` after each (method, seed) that
             ran (not after resumed ones).
+        trained_hyperdas: HyperDAS models already trained (e.g. loaded from a checkpoint), by
+            seed: ``"HyperDAS"`` scores them for those seeds instead of training. Each must
+            sit on ``model`` at the comparison's layer and ``k`` (a given ``layer``, not a
+            choice among candidates).
     """
     settings = settings or CompareSettings()
     methods = list(dict.fromkeys(methods))
@@ -97,6 +129,8 @@ def compare_methods(
     if len(domains) != 1:
         raise ValueError(f"one domain per comparison, got {sorted(domains)}")
     domain = domains.pop()
+    trained_hyperdas = dict(trained_hyperdas or {})
+    _check_trained_hyperdas(trained_hyperdas, model, layer, k, methods, seeds)
 
     metadata = dict(metadata or {})
     out = Path(out_dir) if out_dir is not None else None
@@ -132,6 +166,7 @@ def compare_methods(
         attributes=attributes,
         splits=splits,
         settings=settings,
+        trained_hyperdas=trained_hyperdas,
     )
     records: list[ExampleRecord] = []
     curves: dict[str, Any] = {}

@@ -4,8 +4,8 @@ probes, HyperDAS; the controls need no training) and scored on every evaluation 
 
 import dataclasses
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from hyperdas_tl.baselines.controls import (
@@ -47,6 +47,8 @@ class UnitContext:
     attributes: tuple[str, ...]
     splits: tuple[str, ...]
     settings: CompareSettings
+    trained_hyperdas: Mapping[int, HyperDAS] = field(default_factory=dict)
+    """HyperDAS models already trained, by seed: scored instead of training one."""
 
 
 @dataclass
@@ -134,8 +136,15 @@ def rebatch(
     ]
 
 
+def _read_outs(hyperdas: HyperDAS) -> dict[str, Intervention]:
+    return {f"HyperDAS ({mode})": hyperdas_intervention(hyperdas, mode) for mode in SELECTION_MODES}
+
+
 def _run_hyperdas(ctx: UnitContext, seed: int) -> UnitResult:
     settings = ctx.settings
+    if seed in ctx.trained_hyperdas:
+        given = ctx.trained_hyperdas[seed].eval()
+        return UnitResult(_read_outs(given), {"config": given.config.to_dict(), "given": True})
     config = dataclasses.replace(
         settings.hyperdas, layer=ctx.layer, k=ctx.k, seed=seed, data=ctx.data.config.to_dict()
     )
@@ -160,15 +169,12 @@ def _run_hyperdas(ctx: UnitContext, seed: int) -> UnitResult:
         val_batches=ctx.batches[settings.val_split],
         show_progress=settings.show_progress,
     )
-    interventions = {
-        f"HyperDAS ({mode})": hyperdas_intervention(hyperdas, mode) for mode in SELECTION_MODES
-    }
     curves = {
         "config": hyperdas.config.to_dict(),
         "steps": trained.steps,
         "history": trained.history,
     }
-    return UnitResult(interventions, curves)
+    return UnitResult(_read_outs(hyperdas), curves)
 
 
 def run_unit(ctx: UnitContext, method: str, seed: int | None) -> UnitResult:
