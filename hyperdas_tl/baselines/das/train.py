@@ -17,7 +17,12 @@ from tqdm.auto import tqdm
 from hyperdas_tl.baselines.das.config import DASConfig
 from hyperdas_tl.baselines.das.module import DASIntervention
 from hyperdas_tl.baselines.das.rows import config_rows
-from hyperdas_tl.data.batching import InterventionBatch, judged_label_positions
+from hyperdas_tl.data.batching import (
+    InterventionBatch,
+    LabelPositions,
+    judged_label_positions,
+    label_positions,
+)
 from hyperdas_tl.hooks import capture_resid_pre, resid_pre_name
 from hyperdas_tl.metrics import entity_source_vectors, teacher_forced_correct
 from hyperdas_tl.models import module_device
@@ -113,6 +118,9 @@ class Captured:
     """``blocks.{layer}.hook_resid_pre`` of the base run (blocks L.. are all that run again)."""
     sources: Float[Tensor, "batch d_model"]
     """The source residual at ``source_entity_last``."""
+    scored: LabelPositions
+    """The label positions: the only ones whose logits are computed
+    (:func:`_intervened_logits`), with their labels."""
 
 
 def capture(model: Any, batches: Sequence[InterventionBatch], layer: int) -> list[Captured]:
@@ -123,17 +131,27 @@ def capture(model: Any, batches: Sequence[InterventionBatch], layer: int) -> lis
     for batch in batches:
         batch = batch.to(device)
         base = capture_resid_pre(model, batch.base_ids, [layer], batch.base_attention_mask)[layer]
-        captured.append(Captured(batch, base, entity_source_vectors(model, batch, layer)))
+        sources = entity_source_vectors(model, batch, layer)
+        scored = label_positions(batch.labels)
+        captured.append(Captured(batch, base, sources, scored))
     return captured
 
 
 def _intervened_logits(
     model: Any, module: DASIntervention, item: Captured
-) -> Float[Tensor, "batch pos d_vocab"]:
+) -> Float[Tensor, "batch n d_vocab"]:
+    """Logits at ``item.scored.positions`` only (the labels there are ``item.scored.labels``):
+    label loss and teacher-forced verdicts equal those of the full logits."""
     batch = item.batch
     hooks = module.hooks(model, batch, batch.base_ids.shape[1], item.sources)
     with model.hooks(fwd_hooks=hooks):
-        return run_from_layer(model, item.base_resid, module.layer, batch.base_attention_mask)
+        return run_from_layer(
+            model,
+            item.base_resid,
+            module.layer,
+            batch.base_attention_mask,
+            positions=item.scored.positions,
+        )
 
 
 @dataclass
@@ -154,7 +172,7 @@ def _validate(
     loss_sum, n_tokens = 0.0, 0
     for item in val:
         logits = _intervened_logits(model, module, item)
-        labels = item.batch.labels
+        labels = item.scored.labels
         correct = teacher_forced_correct(logits, labels, max_label_tokens)
         for is_cause in (True, False):
             rows = item.batch.is_cause == is_cause
@@ -212,7 +230,7 @@ def train_captured(
                     break
                 item = train[index]
                 logits = _intervened_logits(model, module, item)
-                loss = label_loss(logits, item.batch.labels, config.max_label_tokens)
+                loss = label_loss(logits, item.scored.labels, config.max_label_tokens)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
