@@ -26,6 +26,7 @@ from hyperdas_tl.data import (
 )
 from hyperdas_tl.data.batching import InterventionBatch
 from hyperdas_tl.data.examples import InterventionExample
+from hyperdas_tl.target import TargetModel
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,9 @@ def load_domain(config: DataConfig):
     return load_ravel(config.domain, config.ravel_path or os.environ.get("HYPERDAS_TL_RAVEL"))
 
 
-def build_experiment_data(model: Any, config: DataConfig, *, model_name: str) -> ExperimentData:
+def build_experiment_data(
+    model: TargetModel, config: DataConfig, *, model_name: str
+) -> ExperimentData:
     """Instance (cached per model/data/caps) -> pairs per attribute -> batches per split."""
     domain = load_domain(config)
     missing = [a for a in config.attributes if a not in domain.attributes]

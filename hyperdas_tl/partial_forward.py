@@ -29,14 +29,17 @@ SmolLM2, Llama-3), loaded with ``processing="none"``.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
+from transformer_lens.model_bridge import TransformerBridge
 from transformers.masking_utils import create_causal_mask
 
 from hyperdas_tl.hooks import n_layers_of, resid_pre_name
 from hyperdas_tl.precision import autocast_like
+from hyperdas_tl.target import HookPoint
 
 
 @dataclass
@@ -88,7 +91,7 @@ def position_ids_for(
     return torch.where(needs, derived, arange)
 
 
-def _hf_config(model: object) -> object:
+def _hf_config(model: TransformerBridge) -> Any:
     original = getattr(model, "original_model", None)
     config = getattr(original, "config", None)
     if config is None:
@@ -97,7 +100,7 @@ def _hf_config(model: object) -> object:
 
 
 def _run_blocks(
-    model: object,
+    model: TransformerBridge,
     hidden: Float[Tensor, "batch pos d_model"],
     start_layer: int,
     attention_mask: Int[Tensor, "batch pos"] | None,
@@ -126,14 +129,16 @@ def _run_blocks(
     return model.ln_final(hidden)  # type: ignore[attr-defined]
 
 
-def _store(resid: Tensor, *, hook: object, store: dict[int, Tensor], layer: int) -> Tensor:
+def _store(
+    resid: Tensor, *, hook: HookPoint | None, store: dict[int, Tensor], layer: int
+) -> Tensor:
     store[layer] = resid
     return resid
 
 
 @torch.no_grad()
 def resid_stream_states(
-    model: object,
+    model: TransformerBridge,
     ids: Int[Tensor, "batch pos"],
     attention_mask: Int[Tensor, "batch pos"] | None = None,
     layers: Sequence[int] | None = None,
@@ -154,7 +159,7 @@ def resid_stream_states(
     names = {layer: resid_pre_name(model, layer) for layer in layers}
     store: dict[int, Tensor] = {}
     hooks = [(names[layer], partial(_store, store=store, layer=layer)) for layer in set(layers)]
-    with model.hooks(fwd_hooks=hooks), autocast_like(model):  # type: ignore[attr-defined]
+    with model.hooks(fwd_hooks=hooks), autocast_like(model):
         hidden = model.embed(ids)  # type: ignore[attr-defined]
         final = _run_blocks(model, hidden, 0, attention_mask)
     return ResidStreamStates(
@@ -165,7 +170,7 @@ def resid_stream_states(
 
 
 def run_from_layer(
-    model: object,
+    model: TransformerBridge,
     resid: Float[Tensor, "batch pos d_model"],
     start_layer: int,
     attention_mask: Int[Tensor, "batch pos"] | None = None,
@@ -186,7 +191,7 @@ def run_from_layer(
     resid_pre_name(model, start_layer)  # validates the layer
     if resid.ndim != 3 or not resid.is_floating_point():
         raise ValueError(f"resid must be a float [batch, pos, d_model], got {tuple(resid.shape)}")
-    d_model = int(model.cfg.d_model)  # type: ignore[attr-defined]
+    d_model = int(model.cfg.d_model)
     if resid.shape[-1] != d_model:
         raise ValueError(f"resid has d_model={resid.shape[-1]} but the model has {d_model}")
     _check_ids_and_mask(resid, attention_mask, "residual stream")

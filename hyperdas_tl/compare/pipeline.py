@@ -26,6 +26,7 @@ from hyperdas_tl.compare.units import UnitContext, run_unit, score_unit
 from hyperdas_tl.experiment import ExperimentData
 from hyperdas_tl.hooks import resid_pre_name
 from hyperdas_tl.models import module_device
+from hyperdas_tl.target import TargetModel
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def _order(names: Iterable[str], order: Sequence[str]) -> list[str]:
 
 
 def compare_methods(
-    model: Any,
+    model: TargetModel,
     data: ExperimentData,
     layer: int | Sequence[int],
     k: int,

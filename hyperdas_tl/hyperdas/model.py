@@ -37,6 +37,7 @@ from hyperdas_tl.hyperdas.subspace import HouseholderSubspace
 from hyperdas_tl.models import module_device
 from hyperdas_tl.partial_forward import ResidStreamStates, resid_stream_states, run_from_layer
 from hyperdas_tl.precision import autocast_like, model_dtype, precision_name
+from hyperdas_tl.target import TargetModel
 
 
 @dataclass
@@ -106,7 +107,7 @@ class HyperDASOutput:
     every position."""
 
 
-def config_for_target(config: HyperDASConfig, target: nn.Module) -> HyperDASConfig:
+def config_for_target(config: HyperDASConfig, target: TargetModel) -> HyperDASConfig:
     """``config`` as a HyperDAS built on ``target`` records it: layer and rank resolved for the
     target's size, and the target's dtype filled in when the config does not name one."""
     config = config.resolved_for(int(target.cfg.n_layers), int(target.cfg.d_model))
@@ -122,7 +123,7 @@ class HyperDAS(nn.Module):
     ``state_dict()`` hold only what HyperDAS trains.
     """
 
-    def __init__(self, target: nn.Module, config: HyperDASConfig | None = None) -> None:
+    def __init__(self, target: TargetModel, config: HyperDASConfig | None = None) -> None:
         super().__init__()
         d_model = int(target.cfg.d_model)
         config = config_for_target(config or HyperDASConfig(), target)
@@ -149,7 +150,7 @@ class HyperDAS(nn.Module):
         self.to(device=device, dtype=torch.float32)
 
     @property
-    def target(self) -> nn.Module:
+    def target(self) -> TargetModel:
         """The frozen target model."""
         return self._target
 
@@ -319,7 +320,7 @@ class HyperDAS(nn.Module):
         )
 
 
-def check_batch(batch: InterventionBatch, target: nn.Module) -> None:
+def check_batch(batch: InterventionBatch, target: TargetModel) -> None:
     """Raise ``ValueError`` when ``batch`` cannot be intervened on."""
     n = batch.base_ids.shape[0]
     pairs = {

@@ -27,6 +27,7 @@ from hyperdas_tl.hooks import capture_resid_pre, resid_pre_name
 from hyperdas_tl.metrics import entity_source_vectors, teacher_forced_correct
 from hyperdas_tl.models import module_device
 from hyperdas_tl.partial_forward import run_from_layer
+from hyperdas_tl.target import TargetModel
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class Captured:
     (:func:`_intervened_logits`), with their labels."""
 
 
-def capture(model: Any, batches: Sequence[InterventionBatch], layer: int) -> list[Captured]:
+def capture(model: TargetModel, batches: Sequence[InterventionBatch], layer: int) -> list[Captured]:
     """Each batch moved to the model's device, with its frozen base residual entering ``layer``
     and its source vectors (captured once, reused every epoch and learning rate)."""
     device = module_device(model)
@@ -138,7 +139,7 @@ def capture(model: Any, batches: Sequence[InterventionBatch], layer: int) -> lis
 
 
 def _intervened_logits(
-    model: Any, module: DASIntervention, item: Captured
+    model: TargetModel, module: DASIntervention, item: Captured
 ) -> Float[Tensor, "batch n d_vocab"]:
     """Logits at ``item.scored.positions`` only (the labels there are ``item.scored.labels``):
     label loss and teacher-forced verdicts equal those of the full logits."""
@@ -163,7 +164,7 @@ class _Validation:
 
 @torch.no_grad()
 def _validate(
-    model: Any, module: DASIntervention, val: list[Captured], max_label_tokens: int
+    model: TargetModel, module: DASIntervention, val: list[Captured], max_label_tokens: int
 ) -> _Validation:
     """Teacher-forced cause / isolate accuracy of ``module`` on the captured validation rows,
     and their label cross-entropy (per judged label token)."""
@@ -196,7 +197,7 @@ def _disentangle(cause: float | None, isolate: float | None) -> float:
 
 
 def train_captured(
-    model: Any,
+    model: TargetModel,
     train: list[Captured],
     val: list[Captured] | None,
     config: DASConfig,
@@ -284,7 +285,7 @@ def train_captured(
     return DASResult(intervention=module, config=config, history=history)
 
 
-def check_model(model: Any, config: DASConfig) -> None:
+def check_model(model: TargetModel, config: DASConfig) -> None:
     """Refuse a config the model cannot run: an unknown layer, or ``k`` above ``d_model``."""
     resid_pre_name(model, config.layer)
     d_model = int(model.cfg.d_model)
@@ -293,7 +294,7 @@ def check_model(model: Any, config: DASConfig) -> None:
 
 
 def train_das(
-    model: Any,
+    model: TargetModel,
     batches: Sequence[InterventionBatch],
     config: DASConfig,
     *,
