@@ -98,6 +98,28 @@ class DataConfig:
         return cls(**data)
 
 
+def ravel_city_data_config(ravel_path: str | None = None, **overrides: Any) -> DataConfig:
+    """The data of the real-RAVEL city runs of ``analyses/`` (``run_ravel_city.py``, the HyperDAS
+    diagnostics and variant runs): Country + Continent, 240 entities, 6 templates per attribute,
+    512 training and 48 evaluation pairs per attribute, batches of 16; any field overridable by
+    keyword (the instance is built for the target attributes unless ``instance_attributes`` is
+    given)."""
+    settings: dict[str, Any] = {
+        "source": "ravel",
+        "domain": "city",
+        "attributes": ("Country", "Continent"),
+        "ravel_path": ravel_path,
+        "max_entities": 240,
+        "max_templates": 6,
+        "train_pairs": 512,
+        "eval_pairs": 48,
+        "batch_size": 16,
+    }
+    settings.update(overrides)
+    settings.setdefault("instance_attributes", tuple(settings["attributes"]))
+    return DataConfig(**settings)
+
+
 @dataclass
 class ExperimentData:
     """Collated batches per split (all attributes together) and the examples behind them."""
