@@ -216,9 +216,11 @@ def soft_interchange_hook_for(
     return name, fn
 
 
-def _store_hook(
+def store_resid_hook(
     resid: Tensor, *, hook: HookPoint | None, store: dict[int, Tensor], layer: int
 ) -> Tensor:
+    """A read-only hook: ``store[layer] = resid`` (bind ``store`` and ``layer`` with
+    ``functools.partial``); the activation passes through unchanged."""
     store[layer] = resid
     return resid
 
@@ -236,7 +238,9 @@ def capture_resid_pre(
         raise ValueError("layers must name at least one layer")
     names = {layer: resid_pre_name(model, layer) for layer in layers}
     store: dict[int, Tensor] = {}
-    hooks = [(names[layer], partial(_store_hook, store=store, layer=layer)) for layer in layers]
+    hooks = [
+        (names[layer], partial(store_resid_hook, store=store, layer=layer)) for layer in layers
+    ]
     model.run_with_hooks(
         tokens, fwd_hooks=hooks, attention_mask=attention_mask, stop_at_layer=max(layers) + 1
     )

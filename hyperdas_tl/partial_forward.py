@@ -37,9 +37,8 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 from transformers.masking_utils import create_causal_mask
 
-from hyperdas_tl.hooks import n_layers_of, resid_pre_name
+from hyperdas_tl.hooks import n_layers_of, resid_pre_name, store_resid_hook
 from hyperdas_tl.precision import autocast_like
-from hyperdas_tl.target import HookPoint
 
 
 @dataclass
@@ -129,13 +128,6 @@ def _run_blocks(
     return model.ln_final(hidden)  # type: ignore[attr-defined]
 
 
-def _store(
-    resid: Tensor, *, hook: HookPoint | None, store: dict[int, Tensor], layer: int
-) -> Tensor:
-    store[layer] = resid
-    return resid
-
-
 @torch.no_grad()
 def resid_stream_states(
     model: TransformerBridge,
@@ -158,7 +150,9 @@ def resid_stream_states(
         raise ValueError("layers must name at least one layer (or be None for all)")
     names = {layer: resid_pre_name(model, layer) for layer in layers}
     store: dict[int, Tensor] = {}
-    hooks = [(names[layer], partial(_store, store=store, layer=layer)) for layer in set(layers)]
+    hooks = [
+        (names[layer], partial(store_resid_hook, store=store, layer=layer)) for layer in set(layers)
+    ]
     with model.hooks(fwd_hooks=hooks), autocast_like(model):
         hidden = model.embed(ids)  # type: ignore[attr-defined]
         final = _run_blocks(model, hidden, 0, attention_mask)
