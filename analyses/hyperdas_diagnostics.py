@@ -7,8 +7,9 @@
    single-position interchange at that layer can reach.
 3. No-op vs oracle label cross-entropy on the first training batches (the loss scale HyperDAS
    starts from and could reach).
-4. How sharp the soft selection is (largest source weight per intervenable base column, and the
-   null weight) on the first val_entity batch: fresh HyperDAS with dot and cosine scores, and the
+4. How sharp the soft selection is (largest source weight per intervenable base column, the null
+   weight, the entity-to-entity weight: :func:`hyperdas_tl.faithfulness.soft_selection_summary`)
+   on the first val_entity batch: fresh HyperDAS with dot and cosine scores, and the
    ``--checkpoint`` if given.
 
     HYPERDAS_TL_CACHE=... python analyses/hyperdas_diagnostics.py --ravel ../shared/ravel/data.tgz
@@ -24,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from hyperdas_tl.experiment import DataConfig, build_experiment_data
+from hyperdas_tl.experiment import build_experiment_data, ravel_city_data_config
+from hyperdas_tl.faithfulness import soft_selection_summary
 from hyperdas_tl.hyperdas import HyperDAS, HyperDASConfig
 from hyperdas_tl.hyperdas.checkpoint import load_hyperdas
 from hyperdas_tl.hyperdas.loss import label_token_ce
@@ -39,15 +41,6 @@ from hyperdas_tl.partial_forward import resid_stream_states
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "smollm2-135m"
-
-
-def city_data_config(ravel: str | None, batch_size: int = 16) -> DataConfig:
-    """The data of ``analyses/run_ravel_city.py``'s comparison run."""
-    return DataConfig(
-        source="ravel", domain="city", attributes=("Country", "Continent"), ravel_path=ravel,
-        max_entities=240, max_templates=6, train_pairs=512, eval_pairs=48, batch_size=batch_size,
-        instance_attributes=("Country", "Continent"),
-    )  # fmt: skip
 
 
 def label_ce(model, batches, hooks_for) -> dict[str, float]:
@@ -67,21 +60,6 @@ def label_ce(model, batches, hooks_for) -> dict[str, float]:
     }
 
 
-@torch.no_grad()
-def selection_sharpness(hyperdas: HyperDAS, data) -> dict[str, float]:
-    """Mean / max over intervenable base columns of the largest source weight, and the mean null
-    weight, on the first ``val_entity`` batch."""
-    batch = data.batches["val_entity"][0]
-    soft = hyperdas(batch).soft_selection
-    base_mask, _ = hyperdas.position_masks(batch)
-    best = soft[:, :-1].amax(dim=1)[base_mask]
-    return {
-        "max_source_weight_mean": float(best.mean()),
-        "max_source_weight_max": float(best.max()),
-        "null_weight_mean": float(soft[:, -1][base_mask].mean()),
-    }
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--ravel", default=os.environ.get("HYPERDAS_TL_RAVEL"))
@@ -92,7 +70,7 @@ def main() -> None:
     args = p.parse_args()
     model = load_model(MODEL, device="cpu")
     d_model = int(model.cfg.d_model)
-    data = build_experiment_data(model, city_data_config(args.ravel), model_name=MODEL)
+    data = build_experiment_data(model, ravel_city_data_config(args.ravel), model_name=MODEL)
     results: dict = {"model": MODEL, "threads": torch.get_num_threads()}
 
     batch = data.batches["train"][0]
@@ -139,12 +117,14 @@ def main() -> None:
         ),
     }
     sharpness = {}
+    val0 = data.batches["val_entity"][0]
     for score in ("dot", "cosine"):
         config = HyperDASConfig(layer=6, k=18, null_init_weight=0.5, selection_score=score)
-        sharpness[f"init {score}"] = selection_sharpness(HyperDAS(model, config), data)
+        sharpness[f"init {score}"] = soft_selection_summary(HyperDAS(model, config), val0).to_dict()
     if args.checkpoint is not None:
         trained = load_hyperdas(args.checkpoint, model)
-        sharpness[f"checkpoint {args.checkpoint.name}"] = selection_sharpness(trained, data)
+        name = f"checkpoint {args.checkpoint.name}"
+        sharpness[name] = soft_selection_summary(trained, val0).to_dict()
     results["selection_sharpness_val_entity_batch_0"] = sharpness
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -20,12 +20,15 @@ import time
 from pathlib import Path
 
 import torch
-from hyperdas_diagnostics import MODEL, REPO, city_data_config
 
-from hyperdas_tl.experiment import build_experiment_data
+from hyperdas_tl.experiment import build_experiment_data, ravel_city_data_config
+from hyperdas_tl.faithfulness import soft_selection_summary
 from hyperdas_tl.hyperdas import HyperDAS, HyperDASConfig
 from hyperdas_tl.hyperdas.train import teacher_forced_accuracy, train_hyperdas
 from hyperdas_tl.models import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "smollm2-135m"
 
 
 def main() -> None:
@@ -46,7 +49,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = load_model(MODEL, device="cpu")
     data = build_experiment_data(
-        model, city_data_config(args.ravel, args.batch_size), model_name=MODEL
+        model, ravel_city_data_config(args.ravel, batch_size=args.batch_size), model_name=MODEL
     )
     extra = json.loads(args.extra)
     config = HyperDASConfig(
@@ -67,10 +70,7 @@ def main() -> None:
     result = train_hyperdas(hyperdas, data.batches["train"], config, val_batches=val,
                             show_progress=False, on_step=on_step)  # fmt: skip
     one_to_many = teacher_forced_accuracy(hyperdas, val[: config.val_batches], "one_to_many")
-    batch = val[0]
-    with torch.no_grad():
-        soft = hyperdas(batch).soft_selection
-    rows = torch.arange(len(batch))
+    sharpness = soft_selection_summary(hyperdas, val[0])
     record = {
         "name": args.name,
         "config": {"lr": args.lr, "layer": args.layer, "batch_size": args.batch_size, **extra},
@@ -83,10 +83,8 @@ def main() -> None:
             if "val_cause" in r
         ],
         "val_one_to_many": {"cause": one_to_many.cause, "isolate": one_to_many.isolate},
-        "entity_to_entity_mass": float(
-            soft[rows, batch.source_entity_last, batch.base_entity_last].mean()
-        ),
-        "null_mass_at_base_entity": float(soft[rows, -1, batch.base_entity_last].mean()),
+        "entity_to_entity_mass": sharpness.entity_to_entity_mass,
+        "null_mass_at_base_entity": sharpness.null_mass_at_base_entity,
         "losses": losses,
     }
     with args.out.open("a") as f:

@@ -32,6 +32,7 @@ from hyperdas_tl import faithfulness as ft
 from hyperdas_tl.experiment import TEST_SPLITS, DataConfig, build_experiment_data
 from hyperdas_tl.hyperdas.checkpoint import load_hyperdas, read_checkpoint_config
 from hyperdas_tl.models import load_model
+from hyperdas_tl.viz import householder_pca_figure
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "analyses" / "results"
@@ -42,77 +43,6 @@ logger = logging.getLogger("run_faithfulness")
 
 def fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
-
-
-def run_split(
-    hyperdas, batches, tokenizer, seed: int
-) -> tuple[dict[str, Any], ft.HouseholderVectors]:
-    """Every per-split control (sharing the target's states)."""
-    seconds: dict[str, float] = {}
-
-    def timed(name, fn):
-        start = time.perf_counter()
-        out = fn()
-        seconds[name] = round(time.perf_counter() - start, 2)
-        logger.info("%s: %.1fs", name, seconds[name])
-        return out
-
-    states = timed("states", lambda: ft.target_states_for(hyperdas, batches))
-    reference = timed("hyperdas", lambda: ft.hyperdas_scores(hyperdas, batches, states=states))
-    out: dict[str, Any] = {
-        "n_examples": sum(len(b) for b in batches),
-        "hyperdas": {m: ft.Score.of(r).to_dict() for m, r in reference.items()},
-        "majority_label_rate": ft.majority_label_rate(batches),
-    }
-    out["source_equals_base"] = timed(
-        "source_equals_base",
-        lambda: ft.source_equals_base_control(hyperdas, batches, states=states),
-    ).to_dict()
-    out["random_subspace"] = timed(
-        "random_subspace",
-        lambda: ft.random_subspace_control(
-            hyperdas, batches, seed, states=states, reference=reference["soft"]
-        ),
-    ).to_dict()
-    out["zero_source"] = timed(
-        "zero_source",
-        lambda: ft.zero_source_control(
-            hyperdas, batches, states=states, reference=reference["soft"]
-        ),
-    ).to_dict()
-    out["nonsense_source"] = timed(
-        "nonsense_source", lambda: ft.nonsense_source_control(hyperdas, batches, tokenizer)
-    ).to_dict()
-    out["selection"] = timed(
-        "selection", lambda: ft.selection_statistics(hyperdas, batches, states=states)
-    ).to_dict()
-    out["soft_hard_gap"] = timed(
-        "soft_hard_gap", lambda: ft.soft_hard_gap(hyperdas, batches, reference=reference)
-    ).to_dict()
-    house = timed("householder", lambda: ft.householder_vectors(hyperdas, batches, states=states))
-    out["householder"] = house.to_dict()
-    out["seconds"] = seconds
-    return out, house
-
-
-def plot_householder(house: ft.HouseholderVectors, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    for i, attribute in enumerate(sorted(set(house.attributes))):
-        points = house.projection[[a == attribute for a in house.attributes]]
-        ax.scatter(points[:, 0], points[:, 1], s=10, color=f"C{i}", label=attribute)
-    ax.set_xlabel(f"PC1 ({house.explained_variance[0]:.0%})")
-    ax.set_ylabel(f"PC2 ({house.explained_variance[1]:.0%})")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
 
 
 def to_markdown(report: dict[str, Any]) -> str:
@@ -238,39 +168,40 @@ def main(argv: list[str] | None = None) -> None:
         "splits": {},
         "random_target_split": None if args.skip_random_target else args.random_target_split,
     }
-    houses = {}
-    for split in args.splits:
-        batches = data.batches.get(split, [])[: args.max_batches]
-        if not batches:
-            logger.warning("split %s has no examples; skipped", split)
-            continue
-        logger.info("split %s: %d examples", split, sum(len(b) for b in batches))
-        report["splits"][split], houses[split] = run_split(
-            hyperdas, batches, target.tokenizer, args.seed
-        )
-    if not args.skip_random_target:
-        batches = data.batches[args.random_target_split][: args.max_batches]
-        started = time.perf_counter()
-        result = ft.random_target_control(
-            hyperdas,
-            data.batches["train"],
-            batches,
-            seed=args.seed,
-            n_steps=args.random_target_steps,
-            show_progress=True,
-        )
+    suite = ft.faithfulness_suite(
+        hyperdas,
+        {split: data.batches.get(split, [])[: args.max_batches] for split in args.splits},
+        data.batches["train"],
+        seed=args.seed,
+        random_target_split=None if args.skip_random_target else args.random_target_split,
+        random_target_batches=data.batches.get(args.random_target_split, [])[: args.max_batches],
+        random_target_steps=args.random_target_steps,
+        show_progress=True,
+    )
+    result = suite.to_dict()
+    report["splits"] = result["splits"]
+    if suite.random_target is not None:
         report["random_target"] = {
-            **result.to_dict(),
-            "seconds": round(time.perf_counter() - started, 2),
+            **result["random_target"],
+            "seconds": suite.seconds["random_target"],
         }
     report["seconds"] = round(time.perf_counter() - start, 2)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(to_markdown(report))
-    if houses:
-        split, house = next(iter(houses.items()))
-        plot_householder(house, args.figure, f"Householder vectors v(e), {split}")
+    if suite.splits:
+        split, controls = next(iter(suite.splits.items()))
+        house = controls.householder
+        fig = householder_pca_figure(
+            house.projection,
+            house.attributes,
+            house.explained_variance,
+            title=f"Householder vectors v(e), {split}",
+            point_size=10,
+        )
+        args.figure.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(args.figure, dpi=130)
     print(f"wrote {args.out.with_suffix('.json')}, {args.out.with_suffix('.md')}, {args.figure}")
 
 

@@ -27,7 +27,7 @@ from hyperdas_tl.baselines.das import DASConfig, train_das
 from hyperdas_tl.baselines.probes import ProbeConfig, train_probes
 from hyperdas_tl.baselines.sweeps import layer_sweep
 from hyperdas_tl.data import collate_examples
-from hyperdas_tl.experiment import TEST_SPLITS, DataConfig, build_experiment_data
+from hyperdas_tl.experiment import TEST_SPLITS, build_experiment_data, ravel_city_data_config
 from hyperdas_tl.hyperdas import HyperDAS, HyperDASConfig
 from hyperdas_tl.hyperdas.checkpoint import load_hyperdas
 from hyperdas_tl.hyperdas.run import evaluate_hyperdas
@@ -43,6 +43,7 @@ from hyperdas_tl.models import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "smollm2-135m"
+CITY = ravel_city_data_config()  # the defaults of the data flags
 logger = logging.getLogger("run_ravel_city")
 
 
@@ -50,13 +51,13 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--ravel", default=os.environ.get("HYPERDAS_TL_RAVEL"))
     p.add_argument("--domain", default="city")
-    p.add_argument("--attributes", nargs="+", default=["Country", "Continent"])
+    p.add_argument("--attributes", nargs="+", default=list(CITY.attributes))
     p.add_argument("--layers", nargs="+", type=int, default=[3, 6, 9, 12, 15])
     p.add_argument("--k", type=int, default=18, help="rank for DAS, MDAS and HyperDAS")
-    p.add_argument("--max-entities", type=int, default=240)
-    p.add_argument("--max-templates", type=int, default=6)
-    p.add_argument("--train-pairs", type=int, default=512)
-    p.add_argument("--eval-pairs", type=int, default=48)
+    p.add_argument("--max-entities", type=int, default=CITY.max_entities)
+    p.add_argument("--max-templates", type=int, default=CITY.max_templates)
+    p.add_argument("--train-pairs", type=int, default=CITY.train_pairs)
+    p.add_argument("--eval-pairs", type=int, default=CITY.eval_pairs)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--sweep-steps", type=int, default=60)
     p.add_argument("--das-epochs", type=int, default=2)
@@ -191,17 +192,15 @@ def main() -> None:
     model = load_model(MODEL, device="cpu")
 
     start = time.perf_counter()
-    data_config = DataConfig(
-        source="ravel",
+    data_config = ravel_city_data_config(
+        args.ravel,
         domain=args.domain,
         attributes=tuple(args.attributes),
-        ravel_path=args.ravel,
         max_entities=args.max_entities,
         max_templates=args.max_templates,
         train_pairs=args.train_pairs,
         eval_pairs=args.eval_pairs,
         batch_size=args.batch_size,
-        instance_attributes=tuple(args.attributes),
     )
     data = build_experiment_data(model, data_config, model_name=MODEL)
     report.data["examples"] = data.counts()

@@ -29,6 +29,7 @@ from hyperdas_tl.compare import (
 from hyperdas_tl.experiment import DataConfig, ExperimentData
 from hyperdas_tl.faithfulness import majority_label_rate
 from hyperdas_tl.hyperdas.config import HyperDASConfig
+from hyperdas_tl.target import TargetModel
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ def demo_verdicts(
 
 
 def run_demo(
-    model: Any,
+    model: TargetModel,
     data: ExperimentData,
     config: DemoConfig,
     *,

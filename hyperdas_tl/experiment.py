@@ -26,6 +26,7 @@ from hyperdas_tl.data import (
 )
 from hyperdas_tl.data.batching import InterventionBatch
 from hyperdas_tl.data.examples import InterventionExample
+from hyperdas_tl.target import TargetModel
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,28 @@ class DataConfig:
         return cls(**data)
 
 
+def ravel_city_data_config(ravel_path: str | None = None, **overrides: Any) -> DataConfig:
+    """The data of the real-RAVEL city runs of ``analyses/`` (``run_ravel_city.py``, the HyperDAS
+    diagnostics and variant runs): Country + Continent, 240 entities, 6 templates per attribute,
+    512 training and 48 evaluation pairs per attribute, batches of 16; any field overridable by
+    keyword (the instance is built for the target attributes unless ``instance_attributes`` is
+    given)."""
+    settings: dict[str, Any] = {
+        "source": "ravel",
+        "domain": "city",
+        "attributes": ("Country", "Continent"),
+        "ravel_path": ravel_path,
+        "max_entities": 240,
+        "max_templates": 6,
+        "train_pairs": 512,
+        "eval_pairs": 48,
+        "batch_size": 16,
+    }
+    settings.update(overrides)
+    settings.setdefault("instance_attributes", tuple(settings["attributes"]))
+    return DataConfig(**settings)
+
+
 @dataclass
 class ExperimentData:
     """Collated batches per split (all attributes together) and the examples behind them."""
@@ -139,7 +162,9 @@ def load_domain(config: DataConfig):
     return load_ravel(config.domain, config.ravel_path or os.environ.get("HYPERDAS_TL_RAVEL"))
 
 
-def build_experiment_data(model: Any, config: DataConfig, *, model_name: str) -> ExperimentData:
+def build_experiment_data(
+    model: TargetModel, config: DataConfig, *, model_name: str
+) -> ExperimentData:
     """Instance (cached per model/data/caps) -> pairs per attribute -> batches per split."""
     domain = load_domain(config)
     missing = [a for a in config.attributes if a not in domain.attributes]

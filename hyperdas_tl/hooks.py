@@ -35,6 +35,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from hyperdas_tl.interchange import check_basis, check_selection, interchange, soft_interchange
+from hyperdas_tl.target import HookPoint, TargetModel
 
 HookFn = Callable[..., Tensor]
 
@@ -70,7 +71,7 @@ def _non_finite_positions(tensor: Tensor) -> list[list[int]]:
     return bad.any(dim=-1).nonzero()[:3].tolist() if bool(bad.any()) else []
 
 
-def check_finite_output(out: Tensor, hook: object, **inputs: Tensor) -> None:
+def check_finite_output(out: Tensor, hook: HookPoint | None, **inputs: Tensor) -> None:
     """Raise :class:`NonFiniteActivationError` unless ``out`` is finite, naming the hook and
     the first non-finite (example, position) pairs of each input."""
     if bool(torch.isfinite(out.detach()).all()):
@@ -95,7 +96,7 @@ def _check_not_empty(basis: Tensor, allow_empty: bool) -> None:
         )
 
 
-def n_layers_of(model: object) -> int:
+def n_layers_of(model: TargetModel | int) -> int:
     """Number of blocks of a TransformerLens model (or an int passed through)."""
     if isinstance(model, int):
         return model
@@ -105,7 +106,7 @@ def n_layers_of(model: object) -> int:
     return int(cfg.n_layers)
 
 
-def resid_pre_name(model: object, layer: int) -> str:
+def resid_pre_name(model: TargetModel | int, layer: int) -> str:
     """``blocks.{layer}.hook_resid_pre``, after checking ``0 <= layer < n_layers``."""
     n_layers = n_layers_of(model)
     if isinstance(layer, bool) or not isinstance(layer, int):
@@ -115,7 +116,9 @@ def resid_pre_name(model: object, layer: int) -> str:
     return f"blocks.{layer}.hook_resid_pre"
 
 
-def _check_resid(resid: Tensor, expected: tuple[int, ...], what: str, hook: object) -> None:
+def _check_resid(
+    resid: Tensor, expected: tuple[int, ...], what: str, hook: HookPoint | None
+) -> None:
     if tuple(resid.shape) != expected:
         raise ValueError(
             f"{getattr(hook, 'name', 'hook')}: residual stream has shape {tuple(resid.shape)} "
@@ -126,7 +129,7 @@ def _check_resid(resid: Tensor, expected: tuple[int, ...], what: str, hook: obje
 def interchange_hook(
     resid: Float[Tensor, "batch pos d_model"],
     *,
-    hook: object,
+    hook: HookPoint | None,
     source: Float[Tensor, "batch pos d_model"],
     basis: Float[Tensor, "*batch d_model k"],
     check_finite: bool = False,
@@ -143,7 +146,7 @@ def interchange_hook(
 def soft_interchange_hook(
     resid: Float[Tensor, "batch base_pos d_model"],
     *,
-    hook: object,
+    hook: HookPoint | None,
     source: Float[Tensor, "batch src_pos d_model"],
     selection: Float[Tensor, "batch src_pos_plus_null base_pos"],
     basis: Float[Tensor, "*batch d_model k"],
@@ -160,7 +163,7 @@ def soft_interchange_hook(
 
 
 def interchange_hook_for(
-    model: object,
+    model: TargetModel,
     layer: int,
     source: Float[Tensor, "batch pos d_model"],
     basis: Float[Tensor, "*batch d_model k"],
@@ -182,7 +185,7 @@ def interchange_hook_for(
 
 
 def soft_interchange_hook_for(
-    model: object,
+    model: TargetModel,
     layer: int,
     source: Float[Tensor, "batch src_pos d_model"],
     selection: Float[Tensor, "batch src_pos_plus_null base_pos"],
@@ -213,14 +216,18 @@ def soft_interchange_hook_for(
     return name, fn
 
 
-def _store_hook(resid: Tensor, *, hook: object, store: dict[int, Tensor], layer: int) -> Tensor:
+def store_resid_hook(
+    resid: Tensor, *, hook: HookPoint | None, store: dict[int, Tensor], layer: int
+) -> Tensor:
+    """A read-only hook: ``store[layer] = resid`` (bind ``store`` and ``layer`` with
+    ``functools.partial``); the activation passes through unchanged."""
     store[layer] = resid
     return resid
 
 
 @torch.no_grad()
 def capture_resid_pre(
-    model: object,
+    model: TargetModel,
     tokens: Int[Tensor, "batch pos"],
     layers: Sequence[int],
     attention_mask: Int[Tensor, "batch pos"] | None = None,
@@ -231,8 +238,10 @@ def capture_resid_pre(
         raise ValueError("layers must name at least one layer")
     names = {layer: resid_pre_name(model, layer) for layer in layers}
     store: dict[int, Tensor] = {}
-    hooks = [(names[layer], partial(_store_hook, store=store, layer=layer)) for layer in layers]
-    model.run_with_hooks(  # type: ignore[attr-defined]
+    hooks = [
+        (names[layer], partial(store_resid_hook, store=store, layer=layer)) for layer in layers
+    ]
+    model.run_with_hooks(
         tokens, fwd_hooks=hooks, attention_mask=attention_mask, stop_at_layer=max(layers) + 1
     )
     return {layer: store[layer] for layer in layers}

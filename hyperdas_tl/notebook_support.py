@@ -40,6 +40,7 @@ from hyperdas_tl.hyperdas.run import PROFILES, Profile
 from hyperdas_tl.hyperdas.selection import read_out
 from hyperdas_tl.hyperdas.train import TrainResult, train_hyperdas
 from hyperdas_tl.models import load_model, module_device
+from hyperdas_tl.target import TargetModel
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class NotebookRun:
 
     profile_name: str
     profile: Profile
-    target: Any
+    target: TargetModel
     data: ExperimentData
     hyperdas: HyperDAS
     checkpoint: Path
@@ -102,7 +103,7 @@ class NotebookRun:
         return self.train is None
 
 
-def _wanted_config(profile: Profile, target: Any) -> dict[str, Any]:
+def _wanted_config(profile: Profile, target: TargetModel) -> dict[str, Any]:
     config = replace(profile.hyperdas, target_model=MODEL_NAME, data=profile.data.to_dict())
     return config_for_target(config, target).to_dict()  # what HyperDAS records when built
 
@@ -115,7 +116,7 @@ def _as_json(value: Any) -> Any:
 def load_or_train(
     profile_name: str,
     *,
-    target: Any = None,
+    target: TargetModel = None,
     retrain: bool = False,
     show_progress: bool = False,
 ) -> NotebookRun:

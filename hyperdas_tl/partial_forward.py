@@ -9,7 +9,10 @@ every training step, so this module drives the bridge's own modules directly:
 - :func:`resid_stream_states`: one no-grad pass (embedding, every block, final norm; no unembed)
   returning every requested ``blocks.{l}.hook_resid_pre`` plus the final normalised output.
 - :func:`run_from_layer`: blocks ``start_layer..n_layers-1`` + final norm + unembed on a given
-  residual stream. Blocks ``0..start_layer-1`` never run.
+  residual stream. Blocks ``0..start_layer-1`` never run. With ``positions`` only the positions a
+  caller scores are unembedded (the unembedding is a ``d_model x d_vocab`` matmul per position:
+  49k columns on SmolLM2, so most of the cost of the last step when only 1-3 label positions of a
+  prompt are scored).
 
 Both call ``model.embed``, ``model.rotary_emb``, ``model.blocks[i]``, ``model.ln_final`` and
 ``model.unembed`` (the bridge components), so TransformerLens hooks attached with
@@ -26,13 +29,15 @@ SmolLM2, Llama-3), loaded with ``processing="none"``.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
+from transformer_lens.model_bridge import TransformerBridge
 from transformers.masking_utils import create_causal_mask
 
-from hyperdas_tl.hooks import n_layers_of, resid_pre_name
+from hyperdas_tl.hooks import n_layers_of, resid_pre_name, store_resid_hook
 from hyperdas_tl.precision import autocast_like
 
 
@@ -85,7 +90,7 @@ def position_ids_for(
     return torch.where(needs, derived, arange)
 
 
-def _hf_config(model: object) -> object:
+def _hf_config(model: TransformerBridge) -> Any:
     original = getattr(model, "original_model", None)
     config = getattr(original, "config", None)
     if config is None:
@@ -94,7 +99,7 @@ def _hf_config(model: object) -> object:
 
 
 def _run_blocks(
-    model: object,
+    model: TransformerBridge,
     hidden: Float[Tensor, "batch pos d_model"],
     start_layer: int,
     attention_mask: Int[Tensor, "batch pos"] | None,
@@ -123,14 +128,9 @@ def _run_blocks(
     return model.ln_final(hidden)  # type: ignore[attr-defined]
 
 
-def _store(resid: Tensor, *, hook: object, store: dict[int, Tensor], layer: int) -> Tensor:
-    store[layer] = resid
-    return resid
-
-
 @torch.no_grad()
 def resid_stream_states(
-    model: object,
+    model: TransformerBridge,
     ids: Int[Tensor, "batch pos"],
     attention_mask: Int[Tensor, "batch pos"] | None = None,
     layers: Sequence[int] | None = None,
@@ -150,8 +150,10 @@ def resid_stream_states(
         raise ValueError("layers must name at least one layer (or be None for all)")
     names = {layer: resid_pre_name(model, layer) for layer in layers}
     store: dict[int, Tensor] = {}
-    hooks = [(names[layer], partial(_store, store=store, layer=layer)) for layer in set(layers)]
-    with model.hooks(fwd_hooks=hooks), autocast_like(model):  # type: ignore[attr-defined]
+    hooks = [
+        (names[layer], partial(store_resid_hook, store=store, layer=layer)) for layer in set(layers)
+    ]
+    with model.hooks(fwd_hooks=hooks), autocast_like(model):
         hidden = model.embed(ids)  # type: ignore[attr-defined]
         final = _run_blocks(model, hidden, 0, attention_mask)
     return ResidStreamStates(
@@ -162,24 +164,46 @@ def resid_stream_states(
 
 
 def run_from_layer(
-    model: object,
+    model: TransformerBridge,
     resid: Float[Tensor, "batch pos d_model"],
     start_layer: int,
     attention_mask: Int[Tensor, "batch pos"] | None = None,
-) -> Float[Tensor, "batch pos d_vocab"]:
+    *,
+    positions: Int[Tensor, "batch n"] | None = None,
+) -> Float[Tensor, "batch n d_vocab"]:
     """Logits of the target from ``resid`` = ``blocks.{start_layer}.hook_resid_pre`` on.
 
     Only blocks ``start_layer..n_layers-1``, the final norm and the unembedding run; hooks on
     them (including ``blocks.{start_layer}.hook_resid_pre``) fire, and gradients flow from the
     logits into ``resid`` and into whatever those hooks computed.
+
+    ``positions`` (None: every position, ``n = pos``): ``logits[b, i]`` is the logit vector at
+    position ``positions[b, i]`` of row ``b``, and only those positions are unembedded (e.g.
+    :func:`~hyperdas_tl.data.batching.label_positions`). The blocks still run on every position
+    (attention needs them); the values are those of the full unembedding at those positions.
     """
     resid_pre_name(model, start_layer)  # validates the layer
     if resid.ndim != 3 or not resid.is_floating_point():
         raise ValueError(f"resid must be a float [batch, pos, d_model], got {tuple(resid.shape)}")
-    d_model = int(model.cfg.d_model)  # type: ignore[attr-defined]
+    d_model = int(model.cfg.d_model)
     if resid.shape[-1] != d_model:
         raise ValueError(f"resid has d_model={resid.shape[-1]} but the model has {d_model}")
     _check_ids_and_mask(resid, attention_mask, "residual stream")
+    if positions is not None:
+        _check_positions(positions, *resid.shape[:2])
     with autocast_like(model):  # a bf16 target: float32 hooks/inputs meet it in bf16
         hidden = _run_blocks(model, resid, start_layer, attention_mask)
+        if positions is not None:
+            index = positions.to(hidden.device)[..., None].expand(-1, -1, hidden.shape[-1])
+            hidden = hidden.gather(1, index)
         return model.unembed(hidden)  # type: ignore[attr-defined]
+
+
+def _check_positions(positions: Tensor, batch: int, pos: int) -> None:
+    if positions.ndim != 2 or positions.shape[0] != batch or positions.is_floating_point():
+        raise ValueError(
+            f"positions must be integer [batch={batch}, n], got {tuple(positions.shape)} "
+            f"({positions.dtype})"
+        )
+    if positions.numel() and (int(positions.min()) < 0 or int(positions.max()) >= pos):
+        raise ValueError(f"positions must lie in [0, {pos}), got {positions.tolist()}")

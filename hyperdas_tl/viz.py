@@ -12,6 +12,8 @@ base") slot, and every column sums to 1 (the layout of :mod:`hyperdas_tl.interch
   total weight a source token gives out) are the two weights worth showing, and
   :func:`selection_tokens_html` shows both for one selection.
 - :func:`save_html`: one or several views as one HTML file.
+- :func:`householder_pca_figure`: the Householder vectors' PCA scatter (a matplotlib figure, the
+  one plot both notebook 4 and ``analyses/run_faithfulness.py`` draw).
 
 Offline rendering. circuitsvis's own ``RenderedHTML`` loads its JavaScript from unpkg unless a
 one-second probe of google.com fails, and its ``str()`` is always the CDN version. The wheel
@@ -354,3 +356,39 @@ def save_html(view: View | Sequence[View], path: str | Path, *, title: str | Non
     path.write_text(combined.to_html(title or path.stem), encoding="utf-8")
     logger.info("saved %d panel(s) to %s", len(combined.panels), path)
     return path
+
+
+def householder_pca_figure(
+    projection: Float[Tensor, "n 2"],
+    attributes: Sequence[str],
+    explained_variance: tuple[float, float],
+    *,
+    title: str = "Householder vectors v(e)",
+    point_size: float = 12,
+) -> Any:
+    """The reflection vectors ``v(e)`` on their first two principal components, one colour per
+    attribute (the fields of :class:`~hyperdas_tl.faithfulness.HouseholderVectors`), as a
+    ``matplotlib.figure.Figure`` (no pyplot state: save it with ``fig.savefig``, show it with
+    ``display(fig)``). Needs matplotlib (the ``dev`` extra)."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as error:  # matplotlib is a dev dependency
+        raise ImportError(
+            "householder_pca_figure needs matplotlib (pip install matplotlib)"
+        ) from error
+    if projection.ndim != 2 or projection.shape[1] != 2 or projection.shape[0] != len(attributes):
+        raise ValueError(
+            f"projection must be [n={len(attributes)}, 2], got {tuple(projection.shape)}"
+        )
+    fig = Figure(figsize=(4.5, 4))
+    ax = fig.add_subplot()
+    points_all = projection.detach().cpu().numpy()
+    for i, attribute in enumerate(sorted(set(attributes))):
+        points = points_all[[a == attribute for a in attributes]]
+        ax.scatter(points[:, 0], points[:, 1], s=point_size, color=f"C{i}", label=attribute)
+    ax.set_xlabel(f"PC1 ({explained_variance[0]:.0%})")
+    ax.set_ylabel(f"PC2 ({explained_variance[1]:.0%})")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig

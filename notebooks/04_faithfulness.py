@@ -32,7 +32,6 @@ N_VIEWS = 4  # examples shown with their selections
 TOLERANCE = 0.05  # slack on "control <= HyperDAS" comparisons (a handful of examples at small)
 
 # %%
-import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
@@ -40,17 +39,28 @@ from hyperdas_tl import faithfulness as ft
 from hyperdas_tl.metrics import results_to_markdown
 from hyperdas_tl.models import load_model
 from hyperdas_tl.notebook_support import MODEL_NAME, example_selection, load_or_train
-from hyperdas_tl.viz import save_html, selection_pattern_html, selection_tokens_html
+from hyperdas_tl.viz import (
+    householder_pca_figure,
+    save_html,
+    selection_pattern_html,
+    selection_tokens_html,
+)
 
 torch.manual_seed(SEED)
 model = load_model(MODEL_NAME, device="cpu" if PROFILE == "small" else None)
 run = load_or_train(PROFILE, target=model)
 hyperdas, data = run.hyperdas, run.data
 test = data.batches["test_entity"]
-states = ft.target_states_for(hyperdas, test)  # shared by every control below
-reference = ft.hyperdas_scores(hyperdas, test, states=states)
+# every control below in one call (the call analyses/run_faithfulness.py writes out); the
+# target's states and HyperDAS's own scores are computed once and shared by the controls
+suite = ft.faithfulness_suite(
+    hyperdas, {"test_entity": test}, data.batches["train"], seed=SEED,
+    random_target_split="test_entity",
+)  # fmt: skip
+controls = suite.splits["test_entity"]
+reference = controls.reference
 display(Markdown(results_to_markdown(list(reference.values()))))
-own = {mode: ft.Score.of(result) for mode, result in reference.items()}
+own = controls.hyperdas
 print({mode: (score.cause, score.isolate) for mode, score in own.items()})
 assert set(own) == {"soft", "one_to_many", "one_to_one"}
 assert all(0.0 <= s.cause <= 1.0 and 0.0 <= s.isolate <= 1.0 for s in own.values())
@@ -96,7 +106,7 @@ assert "unpkg" not in text and text.count('CircuitsVis.render("hyperdas-tl-') ==
 # is position-aligned overall keeps ≥ 95% of the predictions.
 
 # %%
-same = ft.source_equals_base_control(hyperdas, test, states=states)
+same = controls.source_equals_base
 for mode in same.unchanged:
     print(
         f"{mode:12s} unchanged {same.unchanged[mode]:.3f}, own-state mass "
@@ -116,9 +126,7 @@ for mode in same.unchanged:
 # per example). If the learned subspace matters, Cause drops.
 
 # %%
-random_subspace = ft.random_subspace_control(
-    hyperdas, test, SEED, states=states, reference=reference["soft"]
-)
+random_subspace = controls.random_subspace
 print(random_subspace)
 assert random_subspace.orthonormality_error < 1e-4
 assert random_subspace.random_subspace.cause <= random_subspace.hyperdas.cause + TOLERANCE
@@ -134,7 +142,7 @@ assert random_subspace.random_subspace.cause <= random_subspace.hyperdas.cause +
 # constant answer's (`majority_label_rate`); a hypernetwork that injects labels would beat both.
 
 # %%
-zero = ft.zero_source_control(hyperdas, test, states=states, reference=reference["soft"])
+zero = controls.zero_source
 print(
     f"Cause: HyperDAS {zero.hyperdas.cause:.3f}, zero source {zero.zero_source.cause:.3f}, "
     f"best constant answer {zero.majority_label_rate:.3f}; finite: {zero.finite}"
@@ -150,7 +158,7 @@ assert zero.zero_source.cause <= bar + TOLERANCE
 # from their text). The run must not produce the *original* counterfactual label.
 
 # %%
-nonsense = ft.nonsense_source_control(hyperdas, test, model.tokenizer)
+nonsense = controls.nonsense_source
 print(nonsense)
 assert nonsense.n_examples == sum(e.is_cause for b in test for e in b.examples)
 assert all("Zorblaxia" in s["source_prompt"] for s in nonsense.samples)
@@ -167,10 +175,7 @@ assert nonsense.counterfactual_label_rate <= bar + TOLERANCE
 # random model to the most frequent answer is enough for some, so that is the bar again.
 
 # %%
-random_target = ft.random_target_control(
-    hyperdas, data.batches["train"], test, seed=SEED, reference=reference["soft"]
-)
-rt = random_target
+rt = suite.random_target
 print(
     f"Cause: real target {rt.real.cause:.3f}, random target {rt.random_target.cause:.3f} "
     f"(without intervention {rt.random_target_clean.cause:.3f}), best constant answer "
@@ -187,7 +192,7 @@ assert rt.random_target.cause <= max(rt.real.cause, rt.majority_label_rate) + TO
 # against the chance level (the entity tokens' share of the prompt).
 
 # %%
-stats = ft.selection_statistics(hyperdas, test, states=states)
+stats = controls.selection
 print(
     f"entity tokens are {stats.base_entity_token_share:.2f} of base and "
     f"{stats.source_entity_token_share:.2f} of source prompt tokens"
@@ -211,7 +216,7 @@ for read in stats.read_outs.values():
 # express.
 
 # %%
-gap = ft.soft_hard_gap(hyperdas, test, reference=reference)
+gap = controls.soft_hard_gap
 for mode, values in gap.gaps.items():
     print(f"soft - {mode}:", {k: None if v is None else round(v, 3) for k, v in values.items()})
 assert set(gap.gaps) == {"one_to_many", "one_to_one"}
@@ -224,19 +229,11 @@ assert all(v is None or -1.0 <= v <= 1.0 for values in gap.gaps.values() for v i
 # principal components and coloured by the concept (attribute) it was asked about.
 
 # %%
-house = ft.householder_vectors(hyperdas, test, states=states)
-fig, ax = plt.subplots(figsize=(4.5, 4))
-for i, attribute in enumerate(sorted(set(house.attributes))):
-    points = house.projection[[a == attribute for a in house.attributes]]
-    ax.scatter(points[:, 0], points[:, 1], s=14, color=f"C{i}", label=attribute)
-ax.set_xlabel(f"PC1 ({house.explained_variance[0]:.0%})")
-ax.set_ylabel(f"PC2 ({house.explained_variance[1]:.0%})")
-ax.set_title("Householder vectors v(e)")
-ax.legend()
-fig.tight_layout()
+house = controls.householder
+fig = householder_pca_figure(house.projection, house.attributes, house.explained_variance)
 pca_png = FIGURES / "householder_pca.png"
 fig.savefig(pca_png, dpi=120)
-plt.show()
+display(fig)
 print("centroid accuracy", house.centroid_accuracy, "mean cosine", house.mean_cosine)
 n = sum(len(b) for b in test)
 assert house.projection.shape == (n, 2) and house.vectors.shape == (n, model.cfg.d_model)

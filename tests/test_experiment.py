@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from hyperdas_tl.experiment import DataConfig, build_experiment_data
+from hyperdas_tl.experiment import DataConfig, build_experiment_data, ravel_city_data_config
 from hyperdas_tl.interchange import random_orthonormal_basis
 from hyperdas_tl.metrics import EvalConfig, entity_subspace_intervention, evaluate
 
@@ -44,3 +44,13 @@ def test_length_buckets_cut_padding_and_change_no_score(smollm2):
         for data in (bucketed, plain)
     ]
     assert scores[0].attributes == scores[1].attributes
+
+
+def test_ravel_city_data_config_is_the_analyses_city_run():
+    config = ravel_city_data_config("data.tgz")
+    assert (config.source, config.domain, config.ravel_path) == ("ravel", "city", "data.tgz")
+    assert config.attributes == config.instance_attributes == ("Country", "Continent")
+    assert (config.max_entities, config.max_templates) == (240, 6)
+    assert (config.train_pairs, config.eval_pairs, config.batch_size) == (512, 48, 16)
+    narrower = ravel_city_data_config(attributes=("Country",), batch_size=8)
+    assert narrower.instance_attributes == ("Country",) and narrower.batch_size == 8

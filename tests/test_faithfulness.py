@@ -17,6 +17,7 @@ from hyperdas_tl.data.batching import collate_examples, entity_token_positions
 from hyperdas_tl.data.examples import InterventionExample
 from hyperdas_tl.faithfulness import (
     Score,
+    faithfulness_suite,
     householder_vectors,
     intervened_logits,
     nonsense_source_batches,
@@ -31,6 +32,7 @@ from hyperdas_tl.faithfulness import (
     score_hyperdas,
     selection_statistics,
     soft_hard_gap,
+    soft_selection_summary,
     source_equals_base_batch,
     source_equals_base_control,
     target_states_for,
@@ -382,3 +384,65 @@ def test_bad_inputs(hyperdas, batches, tiny_model):
     bare[0] = type(bare[0])(**{**bare[0].__dict__, "examples": []})
     with raises_bad_input("InterventionExamples"):
         nonsense_source_control(hyperdas, bare, tiny_model.tokenizer)
+
+
+def test_soft_selection_summary_reads_the_entity_weights(tiny_model, batches):
+    batch = batches[0]
+    tokenizer = tiny_model.tokenizer
+    entity = [
+        entity_token_positions(tokenizer, e.base_prompt, e.base_entity) for e in batch.examples
+    ]
+    model = HyperDAS(tiny_model, build_config(skip_attention_sink=False)).eval()
+    model.selection = EntitySelection(entity, batch.source_entity_last)
+    summary = soft_selection_summary(model, batch)
+    last_entity = [p[-1] for p in entity]
+    assert last_entity == batch.base_entity_last.tolist()
+    assert summary.entity_to_entity_mass == pytest.approx(1.0)
+    assert summary.null_mass_at_base_entity == pytest.approx(0.0)
+    assert summary.max_source_weight_max == pytest.approx(1.0)
+    n_base = int(model.position_masks(batch)[0].sum())
+    n_entity = sum(len(p) for p in entity)
+    assert summary.max_source_weight_mean == pytest.approx(n_entity / n_base)
+    assert summary.null_weight_mean == pytest.approx(1 - n_entity / n_base)
+    assert set(json.loads(json.dumps(summary.to_dict()))) == {
+        "max_source_weight_mean", "max_source_weight_max", "null_weight_mean",
+        "entity_to_entity_mass", "null_mass_at_base_entity",
+    }  # fmt: skip
+
+
+def test_the_suite_runs_every_control_as_the_single_calls_do(hyperdas, batches):
+    """faithfulness_suite = each control called on its own with the same arguments (what
+    run_faithfulness.py and notebook 4 both call)."""
+    suite = faithfulness_suite(
+        hyperdas, {"test_entity": batches, "empty": []}, batches, seed=3,
+        random_target_split="test_entity", random_target_steps=2,
+    )  # fmt: skip
+    assert list(suite.splits) == ["test_entity"]  # the empty split is skipped
+    controls = suite.splits["test_entity"]
+    states = target_states_for(hyperdas, batches)
+    reference = {mode: score_hyperdas(hyperdas, batches, mode) for mode in ("soft",)}
+    assert controls.hyperdas["soft"] == Score.of(reference["soft"])
+    alone = {
+        "source_equals_base": source_equals_base_control(hyperdas, batches, states=states),
+        "random_subspace": random_subspace_control(hyperdas, batches, 3, states=states),
+        "zero_source": zero_source_control(hyperdas, batches, states=states),
+        "nonsense_source": nonsense_source_control(hyperdas, batches, hyperdas.target.tokenizer),
+        "selection": selection_statistics(hyperdas, batches, states=states),
+        "soft_hard_gap": soft_hard_gap(hyperdas, batches),
+        "householder": householder_vectors(hyperdas, batches, states=states),
+    }
+    for name, result in alone.items():
+        assert getattr(controls, name).to_dict() == result.to_dict(), name
+    rt = random_target_control(hyperdas, batches, batches, seed=3, n_steps=2)
+    assert suite.random_target.to_dict() == rt.to_dict()
+    data = json.loads(json.dumps(suite.to_dict()))
+    assert list(data["splits"]["test_entity"])[:3] == [
+        "n_examples",
+        "hyperdas",
+        "majority_label_rate",
+    ]
+    assert "reference" not in data["splits"]["test_entity"]
+    assert "loss_first" in data["random_target"]  # the nested result's own to_dict
+    assert set(controls.seconds) >= {"states", "hyperdas", "householder"}
+    with raises_bad_input("random-init target"):
+        faithfulness_suite(hyperdas, {"test_entity": []}, batches)

@@ -4,6 +4,7 @@ import pytest
 import torch
 from jaxtyping import TypeCheckError
 
+from hyperdas_tl.data.batching import IGNORE_INDEX, label_positions
 from hyperdas_tl.hooks import capture_resid_pre, soft_interchange_hook_for
 from hyperdas_tl.interchange import positions_to_selection
 from hyperdas_tl.models import load_model
@@ -68,6 +69,66 @@ def test_run_from_layer_matches_full_forward_with_soft_interchange_hook(tiny):
     with tiny.hooks(fwd_hooks=[hook]):
         logits = run_from_layer(tiny, resid, layer, mask)
     assert_close_on_real_tokens(logits, full, mask)
+
+
+def padded_labels(ids, mask, n_label: int = 2):
+    """``collate_examples``-style labels: the last ``n_label`` real tokens of each row are
+    predicted from the positions before them."""
+    labels = torch.full_like(ids, IGNORE_INDEX)
+    for b, n in enumerate(mask.sum(dim=1).tolist()):
+        labels[b, n - n_label - 1 : n - 1] = ids[b, n - n_label : n]
+    return labels
+
+
+def gather_positions(logits, positions):
+    return logits.gather(1, positions[..., None].expand(-1, -1, logits.shape[-1]))
+
+
+@pytest.mark.parametrize("left", [False, True])
+def test_run_from_layer_unembeds_only_the_requested_positions(tiny, left):
+    """The logits at ``positions`` are those of the full unembedding there, hook or not."""
+    ids, mask = padded_batch(left=left)
+    layer = 1
+    resid = resid_stream_states(tiny, ids, mask, [layer]).at(layer)
+    positions = label_positions(padded_labels(ids, mask)).positions
+    assert positions.shape == (3, 2)
+    for hooks in ([], [soft_hook(tiny, layer, ids, mask)]):
+        with tiny.hooks(fwd_hooks=hooks):
+            full = run_from_layer(tiny, resid, layer, mask)
+            part = run_from_layer(tiny, resid, layer, mask, positions=positions)
+        assert part.shape == (3, 2, tiny.cfg.d_vocab)
+        expected = gather_positions(full, positions)
+        assert torch.allclose(part, expected, rtol=1e-6, atol=1e-6)
+    # any positions (repeats, any order) and none at all
+    full = run_from_layer(tiny, resid, layer, mask)
+    odd = torch.tensor([[6, 0, 6], [1, 1, 2], [3, 5, 4]])
+    part = run_from_layer(tiny, resid, layer, mask, positions=odd)
+    assert torch.allclose(part, gather_positions(full, odd), rtol=1e-6, atol=1e-6)
+    empty = run_from_layer(tiny, resid, layer, mask, positions=odd[:, :0])
+    assert empty.shape == (3, 0, tiny.cfg.d_vocab)
+
+
+def test_run_from_layer_positions_gradient_is_the_full_ones(tiny):
+    ids, mask = padded_batch()
+    labels = padded_labels(ids, mask)
+    scored = label_positions(labels)
+    grads = []
+    for positions in (None, scored.positions):
+        resid = resid_stream_states(tiny, ids, mask, [1]).at(1).clone().requires_grad_(True)
+        logits = run_from_layer(tiny, resid, 1, mask, positions=positions)
+        target = labels if positions is None else scored.labels
+        torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten()).backward()
+        grads.append(resid.grad)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-7)
+
+
+def test_run_from_layer_refuses_bad_positions(tiny):
+    ids, mask = padded_batch()
+    resid = resid_stream_states(tiny, ids, mask, [0]).at(0)
+    with pytest.raises((ValueError, TypeCheckError)):
+        run_from_layer(tiny, resid, 0, mask, positions=torch.tensor([[0], [1]]))
+    with pytest.raises(ValueError, match="lie in"):
+        run_from_layer(tiny, resid, 0, mask, positions=torch.tensor([[0], [1], [7]]))
 
 
 def test_only_blocks_from_start_layer_run_and_their_hooks_fire(tiny):
@@ -138,3 +199,16 @@ def test_smollm2_run_from_layer_matches_full_forward_padded():
     with model.hooks(fwd_hooks=[hook]):
         logits = run_from_layer(model, resid, layer, mask)
     assert_close_on_real_tokens(logits, hooked, mask)
+
+
+@pytest.mark.smollm2
+def test_smollm2_label_positions_logits_equal_the_full_unembedding():
+    model = load_model("smollm2-135m", device="cpu")
+    ids, mask = padded_batch(vocab=int(model.cfg.d_vocab), pos=9)
+    layer = 6
+    resid = resid_stream_states(model, ids, mask, [layer]).at(layer)
+    positions = label_positions(padded_labels(ids, mask, n_label=3)).positions
+    with torch.no_grad():
+        full = run_from_layer(model, resid, layer, mask)
+        part = run_from_layer(model, resid, layer, mask, positions=positions)
+    assert torch.allclose(part, gather_positions(full, positions), rtol=1e-5, atol=1e-5)

@@ -234,3 +234,19 @@ def test_circuitsvis_cdn_html_does_not_draw_offline(chromium, tmp_path):
     page.write_text(f"<!DOCTYPE html><html><body>{cdn}</body></html>", encoding="utf-8")
     body = run_chromium(chromium, tmp_path, page, "--dump-dom").split("<script", 1)[0]
     assert 'class="colored-tokens"' not in body
+
+
+def test_householder_pca_figure_draws_one_series_per_attribute(tmp_path):
+    from hyperdas_tl.viz import householder_pca_figure
+
+    projection = torch.tensor([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 1.0]])
+    attributes = ["Country", "Continent", "Country", "Country"]
+    fig = householder_pca_figure(projection, attributes, (0.6, 0.3), title="v(e)")
+    ax = fig.axes[0]
+    assert [c.get_offsets().shape[0] for c in ax.collections] == [1, 3]  # sorted attributes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Continent", "Country"]
+    assert ax.get_xlabel() == "PC1 (60%)" and ax.get_title() == "v(e)"
+    fig.savefig(tmp_path / "pca.png")
+    assert (tmp_path / "pca.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="projection"):
+        householder_pca_figure(projection[:3], attributes, (0.6, 0.3))

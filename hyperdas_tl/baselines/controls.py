@@ -11,16 +11,17 @@
   position can reach, and the floor of its Isolate.
 """
 
-from typing import Any
-
 import torch
 
 from hyperdas_tl.interchange import random_orthonormal_basis
 from hyperdas_tl.metrics import Intervention, entity_subspace_intervention
 from hyperdas_tl.models import module_device
+from hyperdas_tl.target import TargetModel
 
 
-def random_subspace_intervention(model: Any, layer: int, k: int, *, seed: int = 0) -> Intervention:
+def random_subspace_intervention(
+    model: TargetModel, layer: int, k: int, *, seed: int = 0
+) -> Intervention:
     """Interchange a seeded Haar-random ``k``-dimensional subspace at the entity's last token."""
     device = module_device(model)
     generator = torch.Generator().manual_seed(seed)
@@ -28,7 +29,7 @@ def random_subspace_intervention(model: Any, layer: int, k: int, *, seed: int = 
     return entity_subspace_intervention(model, layer, basis)
 
 
-def full_residual_swap_intervention(model: Any, layer: int) -> Intervention:
+def full_residual_swap_intervention(model: TargetModel, layer: int) -> Intervention:
     """Replace the whole residual at the base entity's last token by the source's (identity
     basis, ``k = d_model``)."""
     d_model = int(model.cfg.d_model)

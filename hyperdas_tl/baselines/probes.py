@@ -30,6 +30,7 @@ from hyperdas_tl.data.batching import InterventionBatch
 from hyperdas_tl.hooks import capture_resid_pre, n_layers_of
 from hyperdas_tl.metrics import prompt_lengths
 from hyperdas_tl.models import module_device
+from hyperdas_tl.target import TargetModel
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def probe_samples(batches: Sequence[InterventionBatch], attribute: str) -> Probe
 
 @torch.no_grad()
 def entity_features(
-    model: Any,
+    model: TargetModel,
     samples: ProbeSamples,
     layers: Sequence[int],
     *,
@@ -267,7 +268,7 @@ class ProbeSweep:
 
 
 def train_probes(
-    model: Any,
+    model: TargetModel,
     batches: Sequence[InterventionBatch],
     attribute: str,
     config: ProbeConfig | None = None,

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from hyperdas_tl.baselines.das import DASConfig, DASResult, train_das
 from hyperdas_tl.data.batching import InterventionBatch
 from hyperdas_tl.metrics import EvalConfig, EvalResult, JudgeMode, evaluate, results_to_markdown
+from hyperdas_tl.target import TargetModel
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class SweepResult:
 
 
 def _run_point(
-    model: Any,
+    model: TargetModel,
     train_batches: Sequence[InterventionBatch],
     eval_batches: Sequence[InterventionBatch],
     config: DASConfig,
@@ -109,7 +110,7 @@ def _run_point(
 
 
 def layer_sweep(
-    model: Any,
+    model: TargetModel,
     train_batches: Sequence[InterventionBatch],
     eval_batches: Sequence[InterventionBatch],
     layers: Sequence[int],
@@ -127,7 +128,7 @@ def layer_sweep(
 
 
 def dimension_sweep(
-    model: Any,
+    model: TargetModel,
     train_batches: Sequence[InterventionBatch],
     eval_batches: Sequence[InterventionBatch],
     ks: Sequence[int],
@@ -149,7 +150,7 @@ def _sweep(
     field_name: str,
     values: Sequence[int],
     empty_error: str,
-    model: Any,
+    model: TargetModel,
     train_batches: Sequence[InterventionBatch],
     eval_batches: Sequence[InterventionBatch],
     base_config: DASConfig,

@@ -14,6 +14,7 @@ from hyperdas_tl.experiment import ExperimentData
 from hyperdas_tl.hooks import resid_pre_name
 from hyperdas_tl.metrics import EvalConfig, evaluate, mean_present
 from hyperdas_tl.models import module_device
+from hyperdas_tl.target import TargetModel
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class LayerChoice:
 
 
 def choose_layer(
-    model: Any,
+    model: TargetModel,
     data: ExperimentData,
     layers: Sequence[int],
     k: int,

@@ -27,6 +27,7 @@ from hyperdas_tl.experiment import ExperimentData
 from hyperdas_tl.hooks import resid_pre_name
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.models import module_device
+from hyperdas_tl.target import TargetModel
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def _check_trained_hyperdas(
 
 
 def compare_methods(
-    model: Any,
+    model: TargetModel,
     data: ExperimentData,
     layer: int | Sequence[int],
     k: int,

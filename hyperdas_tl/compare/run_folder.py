@@ -13,6 +13,7 @@ from hyperdas_tl.compare.settings import CompareSettings
 from hyperdas_tl.experiment import ExperimentData
 from hyperdas_tl.metrics import example_id
 from hyperdas_tl.precision import model_dtype, precision_name
+from hyperdas_tl.target import TargetModel
 
 RUN_JSON = "run.json"
 LAYER_JSON = "layer_choice.json"
@@ -43,7 +44,7 @@ def unit_name(method: str, seed: int | None) -> str:
 
 
 def run_fingerprint(
-    model: Any, data: ExperimentData, layer: Any, k: int, settings: CompareSettings
+    model: TargetModel, data: ExperimentData, layer: Any, k: int, settings: CompareSettings
 ) -> dict[str, Any]:
     """What ``run.json`` records of a run: the model, the data config and a digest of every
     example id, the layer (or candidates), k, and the settings that change records."""

@@ -32,6 +32,7 @@ from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.hyperdas.train import train_hyperdas
 from hyperdas_tl.metrics import Intervention, evaluate, no_intervention
 from hyperdas_tl.models import module_device
+from hyperdas_tl.target import TargetModel
 
 
 @dataclass
@@ -39,7 +40,7 @@ class UnitContext:
     """What every unit of one comparison shares: the target, the data (batches on the model's
     device), the chosen layer, k, the attributes, the scored splits and the settings."""
 
-    model: Any
+    model: TargetModel
     data: ExperimentData
     batches: dict[str, list[InterventionBatch]]
     layer: int

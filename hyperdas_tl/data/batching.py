@@ -35,6 +35,37 @@ def judged_label_positions(
 
 
 @dataclass
+class LabelPositions:
+    """Where a row's labels are, as a gather index (see :func:`label_positions`)."""
+
+    positions: Int[Tensor, "batch n"]
+    """Per row, its labelled positions in order, then filler positions up to ``n`` (the most
+    labels of any row)."""
+    labels: Int[Tensor, "batch n"]
+    """``labels`` at :attr:`positions`, ``IGNORE_INDEX`` on the filler slots: the labels of
+    logits computed at :attr:`positions` only."""
+
+
+def label_positions(
+    labels: Int[Tensor, "batch pos"], max_label_tokens: int | None = None
+) -> LabelPositions:
+    """The positions whose logits are scored: every labelled position of each row (with
+    ``max_label_tokens``, the first ``max_label_tokens`` of them, as
+    :func:`judged_label_positions` says), in order, so that logits computed at these positions
+    only (``run_from_layer(..., positions=...)``) and :attr:`LabelPositions.labels` give the
+    label cross-entropy and the teacher-forced verdicts of the full logits and ``labels``."""
+    if max_label_tokens is None:
+        keep = labels != IGNORE_INDEX
+    else:
+        keep = judged_label_positions(labels, max_label_tokens)
+    n = int(keep.sum(dim=1).max()) if keep.numel() else 0
+    # a stable sort of "not kept" puts each row's kept positions first, in ascending order
+    order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices[:, :n]
+    picked = torch.where(keep.gather(1, order), labels.gather(1, order), IGNORE_INDEX)
+    return LabelPositions(positions=order, labels=picked)
+
+
+@dataclass
 class InterventionBatch:
     """A padded batch of :class:`InterventionExample` (see the module docstring)."""
 

@@ -18,15 +18,20 @@ each in :mod:`hyperdas_tl.faithfulness.controls`):
   random-init copy of the target (same architecture and tokenizer, no knowledge); its Cause must
   stay far below the real model's.
 
-And three descriptions of what HyperDAS learned: :func:`selection_statistics` (how much selection
-mass lands on entity tokens, which tokens are picked) and :func:`soft_hard_gap` (Cause/Isolate of
-the soft read-out minus the hard ones), both in :mod:`~hyperdas_tl.faithfulness.selection`, and
+And descriptions of what HyperDAS learned: :func:`selection_statistics` (how much selection mass
+lands on entity tokens, which tokens are picked), :func:`soft_selection_summary` (how sharp the
+soft weights of a batch are) and :func:`soft_hard_gap` (Cause/Isolate of the soft read-out minus
+the hard ones), all in :mod:`~hyperdas_tl.faithfulness.selection`, and
 :func:`householder_vectors` (the reflection vectors ``v(e)`` per attribute, with a 2-D PCA
 projection; :mod:`~hyperdas_tl.faithfulness.householder`).
 
 Scoring: every Cause/Isolate is teacher forced on the logits of :meth:`HyperDAS.forward`, with
 the target's states of a batch computed once (:func:`target_states_for`) and shared by every
 control through ``states=`` (:mod:`~hyperdas_tl.faithfulness.scoring`).
+
+The whole suite in one call: :func:`faithfulness_suite` (every control per split, then the
+random-init target; :mod:`~hyperdas_tl.faithfulness.suite`), what ``analyses/run_faithfulness.py``
+writes out and notebook 4 shows.
 
 Every result is a dataclass whose ``to_dict`` is the one JSON conversion of
 :mod:`~hyperdas_tl.faithfulness.result_dict`.
@@ -65,8 +70,16 @@ from hyperdas_tl.faithfulness.selection import (
     ReadOutGap,
     ReadOutSelection,
     SelectionStats,
+    SoftSelectionSummary,
     selection_statistics,
     soft_hard_gap,
+    soft_selection_summary,
+)
+from hyperdas_tl.faithfulness.suite import (
+    FaithfulnessSuite,
+    SplitControls,
+    faithfulness_suite,
+    split_controls,
 )
 from hyperdas_tl.hyperdas.intervention import BasisTransform
 from hyperdas_tl.interchange import random_orthonormal_basis
@@ -75,6 +88,7 @@ __all__ = [
     "DEFAULT_NONSENSE",
     "OWN_MASS_ATOL",
     "BasisTransform",
+    "FaithfulnessSuite",
     "HouseholderVectors",
     "HypernetworkInit",
     "NonsenseSourceResult",
@@ -84,8 +98,11 @@ __all__ = [
     "ReadOutSelection",
     "Score",
     "SelectionStats",
+    "SoftSelectionSummary",
     "SourceEqualsBaseResult",
+    "SplitControls",
     "ZeroSourceResult",
+    "faithfulness_suite",
     "householder_vectors",
     "hyperdas_scores",
     "intervened_logits",
@@ -102,8 +119,10 @@ __all__ = [
     "score_hyperdas",
     "selection_statistics",
     "soft_hard_gap",
+    "soft_selection_summary",
     "source_equals_base_batch",
     "source_equals_base_control",
+    "split_controls",
     "target_states_for",
     "zero_source_control",
 ]

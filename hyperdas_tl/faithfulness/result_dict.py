@@ -12,20 +12,27 @@ tensors that a result keeps for the caller but that do not belong in a results f
 
 def plain(value: Any) -> Any:
     """``value`` as JSON-ready data: dataclasses as dicts of their fields (in declaration order,
-    without the :data:`NOT_IN_DICT` ones), tensors and tuples as lists, recursively."""
+    without the :data:`NOT_IN_DICT` ones), tensors and tuples as lists, recursively. A nested
+    :class:`ResultDict` that extends ``to_dict`` is converted by its own ``to_dict``."""
     if is_dataclass(value) and not isinstance(value, type):
         return {
-            f.name: plain(getattr(value, f.name))
+            f.name: _nested(getattr(value, f.name))
             for f in fields(value)
             if f.metadata.get("to_dict", True)
         }
     if isinstance(value, Tensor):
         return value.tolist()
     if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
+        return {key: _nested(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
+        return [_nested(item) for item in value]
     return value
+
+
+def _nested(value: Any) -> Any:
+    if isinstance(value, ResultDict) and type(value).to_dict is not ResultDict.to_dict:
+        return value.to_dict()
+    return plain(value)
 
 
 class ResultDict:

@@ -1,11 +1,14 @@
 """What HyperDAS's position selection does: where each read-out's selection mass lands (entity
-tokens or not, which tokens), and what the hard read-outs lose against the soft one."""
+tokens or not, which tokens), how sharp the soft weights are, and what the hard read-outs lose
+against the soft one."""
 
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
 
 from hyperdas_tl.data.batching import InterventionBatch, entity_token_positions
 from hyperdas_tl.faithfulness.checks import check_batches, check_states
@@ -48,6 +51,57 @@ class SelectionStats(ResultDict):
     """Share of intervenable source tokens that are entity tokens."""
 
 
+@dataclass
+class SoftSelectionSummary(ResultDict):
+    """How sharp the soft selection ``A`` is on one batch (see :func:`soft_selection_summary`)."""
+
+    max_source_weight_mean: float
+    """Mean over intervenable base columns of the largest source weight (1: one source token
+    per base token; 1 / n_source: spread evenly)."""
+    max_source_weight_max: float
+    """The largest source weight of any intervenable base column."""
+    null_weight_mean: float
+    """Mean null (keep the base) weight over intervenable base columns."""
+    entity_to_entity_mass: float
+    """Mean weight the source's last entity token sends to the base's last entity token."""
+    null_mass_at_base_entity: float
+    """Mean null weight at the base's last entity token."""
+
+
+def _soft_selection(
+    hyperdas: HyperDAS, batch: InterventionBatch, states: TargetStates | None
+) -> tuple[
+    Float[Tensor, "batch src_pos_plus_null base_pos"],
+    Bool[Tensor, "batch base_pos"],
+    Bool[Tensor, "batch src_pos"],
+]:
+    """The soft weights of one HyperDAS forward and the positions HyperDAS may write / read."""
+    soft = hyperdas(batch, "soft", states=states).soft_selection
+    base_mask, source_mask = hyperdas.position_masks(batch)
+    return soft, base_mask, source_mask
+
+
+@torch.no_grad()
+def soft_selection_summary(
+    hyperdas: HyperDAS, batch: InterventionBatch, *, states: TargetStates | None = None
+) -> SoftSelectionSummary:
+    """How sharp the soft selection is on ``batch`` (one soft forward): the largest source
+    weight per intervenable base column, the null weight, and the entity-to-entity weight."""
+    batch = batch.to(module_device(hyperdas.target))
+    soft, base_mask, _ = _soft_selection(hyperdas, batch, states)
+    best = soft[:, :-1].amax(dim=1)[base_mask]
+    rows = torch.arange(len(batch), device=soft.device)
+    return SoftSelectionSummary(
+        max_source_weight_mean=float(best.mean()),
+        max_source_weight_max=float(best.max()),
+        null_weight_mean=float(soft[:, -1][base_mask].mean()),
+        entity_to_entity_mass=float(
+            soft[rows, batch.source_entity_last, batch.base_entity_last].mean()
+        ),
+        null_mass_at_base_entity=float(soft[rows, -1, batch.base_entity_last].mean()),
+    )
+
+
 def _top(counter: Counter, total: float, n: int) -> list[tuple[str, float]]:
     return [(token, mass / total if total else 0.0) for token, mass in counter.most_common(n)]
 
@@ -77,9 +131,9 @@ def selection_statistics(
     total = 0
     for index, batch in enumerate(batches):
         batch = batch.to(device)
-        output = hyperdas(batch, "soft", states=None if states is None else states[index])
-        soft = output.soft_selection
-        base_mask, source_mask = hyperdas.position_masks(batch)
+        soft, base_mask, source_mask = _soft_selection(
+            hyperdas, batch, None if states is None else states[index]
+        )
         entity_base = torch.zeros_like(base_mask)
         entity_source = torch.zeros_like(source_mask)
         for row, example in enumerate(batch.examples):

@@ -44,12 +44,12 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
-from torch import nn
 
 from hyperdas_tl.atomic_write import fsync_dir, fsync_file
 from hyperdas_tl.hyperdas.config import HyperDASConfig
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.models import module_device
+from hyperdas_tl.target import TargetModel
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class TrainerState:
     """One record per completed step (loss parts, and validation accuracy when evaluated)."""
 
 
-def target_shape(target: nn.Module) -> dict[str, int]:
+def target_shape(target: TargetModel) -> dict[str, int]:
     """The target dimensions a checkpoint depends on most (width, depth, vocabulary)."""
     return {
         "n_layers": int(target.cfg.n_layers),
@@ -117,7 +117,7 @@ def target_shape(target: nn.Module) -> dict[str, int]:
     }
 
 
-def target_fingerprint(target: nn.Module) -> dict[str, Any]:
+def target_fingerprint(target: TargetModel) -> dict[str, Any]:
     """The target's :data:`TARGET_CONFIG_FIELDS` as JSON values (None where the config lacks
     one)."""
     out: dict[str, Any] = {}
@@ -357,7 +357,7 @@ def check_checkpoint_consistent(directory: str | Path) -> HyperDASConfig:
     return config
 
 
-def check_target_matches(directory: str | Path, target: nn.Module) -> HyperDASConfig:
+def check_target_matches(directory: str | Path, target: TargetModel) -> HyperDASConfig:
     """Raise ``ValueError`` unless the checkpoint is consistent and ``target`` has the config
     it was trained on (the message names the model and the fields that differ)."""
     config = check_checkpoint_consistent(directory)
@@ -383,7 +383,7 @@ def check_target_matches(directory: str | Path, target: nn.Module) -> HyperDASCo
     return config
 
 
-def load_hyperdas(directory: str | Path, target: nn.Module) -> HyperDAS:
+def load_hyperdas(directory: str | Path, target: TargetModel) -> HyperDAS:
     """A :class:`HyperDAS` on ``target`` with the checkpoint's config and weights (exact)."""
     config = check_target_matches(directory, target)
     model = HyperDAS(target, config)

@@ -40,16 +40,40 @@ class HyperDASLoss:
 
 
 def label_token_ce(
-    logits: Float[Tensor, "batch pos d_vocab"], labels: Int[Tensor, "batch pos"]
+    logits: Float[Tensor, "batch logit_pos d_vocab"],
+    labels: Int[Tensor, "batch pos"],
+    positions: Int[Tensor, "batch logit_pos"] | None = None,
 ) -> tuple[Float[Tensor, "batch pos"], Bool[Tensor, "batch pos"]]:
-    """Per-position cross-entropy (0 where ``labels == -100``) and the label-position mask."""
-    if logits.shape[:2] != labels.shape:
-        raise ValueError(
-            f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} must share [batch, pos]"
-        )
+    """Per-position cross-entropy (0 where ``labels == -100``) and the label-position mask.
+
+    ``positions`` (from :func:`~hyperdas_tl.data.batching.label_positions`): ``logits`` hold
+    only those positions (``logits[b, i]`` at position ``positions[b, i]``); the result is the
+    same ``[batch, pos]`` cross-entropy the full logits give.
+    """
     is_label = labels != IGNORE_INDEX
+    picked_labels = labels if positions is None else labels.gather(1, positions)
+    if logits.shape[:2] != picked_labels.shape:
+        raise ValueError(
+            f"logits {tuple(logits.shape)} and labels {tuple(picked_labels.shape)} must share "
+            "[batch, pos]" + ("" if positions is None else " (labels at positions)")
+        )
+    picked_is_label = picked_labels != IGNORE_INDEX
+    if positions is not None:
+        # the scatter below needs every label position once, in order; one the positions miss
+        # would silently drop out of the loss
+        rows, cols = is_label.nonzero(as_tuple=True)
+        if not (
+            torch.equal(rows, picked_is_label.nonzero(as_tuple=True)[0])
+            and torch.equal(cols, positions[picked_is_label])
+        ):
+            raise ValueError(
+                "positions must hold every labelled position of each row once, in order: use "
+                "label_positions(labels).positions"
+            )
     # Only label positions: a [n_labels, d_vocab] cross-entropy, not one over every position.
-    picked = F.cross_entropy(logits[is_label].float(), labels[is_label], reduction="none")
+    picked = F.cross_entropy(
+        logits[picked_is_label].float(), picked_labels[picked_is_label], reduction="none"
+    )
     ce = torch.zeros(labels.shape, dtype=picked.dtype, device=picked.device)
     return ce.masked_scatter(is_label, picked), is_label
 
@@ -74,7 +98,7 @@ def sparsity_weight(step: int, n_steps: int, max_weight: float, start: float = 0
 
 
 def hyperdas_loss(
-    logits: Float[Tensor, "batch pos d_vocab"],
+    logits: Float[Tensor, "batch logit_pos d_vocab"],
     labels: Int[Tensor, "batch pos"],
     is_cause: Bool[Tensor, " batch"],
     selection: Float[Tensor, "batch src_pos_plus_null base_pos"],
@@ -82,9 +106,11 @@ def hyperdas_loss(
     cause_weight: float,
     isolate_weight: float,
     sparsity_weight: float,
+    positions: Int[Tensor, "batch logit_pos"] | None = None,
 ) -> HyperDASLoss:
-    """The full loss (see the module docstring)."""
-    ce, is_label = label_token_ce(logits, labels)
+    """The full loss (see the module docstring); ``positions``: ``logits`` hold only those
+    positions (see :func:`label_token_ce`), the loss is the same."""
+    ce, is_label = label_token_ce(logits, labels, positions)
     n_labels = is_label.sum()
     if int(n_labels) == 0:
         raise ValueError("the batch has no label tokens (labels are all -100)")

@@ -21,12 +21,13 @@ chain with the batch and the weights validated.
 """
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
-from hyperdas_tl.data.batching import IGNORE_INDEX, InterventionBatch
+from hyperdas_tl.data.batching import IGNORE_INDEX, InterventionBatch, label_positions
 from hyperdas_tl.hooks import soft_interchange_hook_for
 from hyperdas_tl.hyperdas.config import HyperDASConfig, SelectionMode, check_selection_mode
 from hyperdas_tl.hyperdas.hypernetwork import Hypernetwork
@@ -36,6 +37,7 @@ from hyperdas_tl.hyperdas.subspace import HouseholderSubspace
 from hyperdas_tl.models import module_device
 from hyperdas_tl.partial_forward import ResidStreamStates, resid_stream_states, run_from_layer
 from hyperdas_tl.precision import autocast_like, model_dtype, precision_name
+from hyperdas_tl.target import TargetModel
 
 
 @dataclass
@@ -88,8 +90,8 @@ class InterventionWeights:
 class HyperDASOutput:
     """Result of :meth:`HyperDAS.forward`."""
 
-    logits: Float[Tensor, "batch base_pos d_vocab"]
-    """Logits of the intervened base run."""
+    logits: Float[Tensor, "batch logit_pos d_vocab"]
+    """Logits of the intervened base run: at every base position, or at :attr:`positions`."""
     selection: Float[Tensor, "batch src_pos_plus_null base_pos"]
     """The selection the intervention used (the read-out of ``soft_selection``)."""
     soft_selection: Float[Tensor, "batch src_pos_plus_null base_pos"]
@@ -100,9 +102,12 @@ class HyperDASOutput:
     """The hypernetwork's encoding ``e``."""
     loss: HyperDASLoss | None
     """Loss parts (None when the batch has no label tokens)."""
+    positions: Int[Tensor, "batch logit_pos"] | None = None
+    """The base positions :attr:`logits` holds (``logits[b, i]`` at ``positions[b, i]``); None:
+    every position."""
 
 
-def config_for_target(config: HyperDASConfig, target: nn.Module) -> HyperDASConfig:
+def config_for_target(config: HyperDASConfig, target: TargetModel) -> HyperDASConfig:
     """``config`` as a HyperDAS built on ``target`` records it: layer and rank resolved for the
     target's size, and the target's dtype filled in when the config does not name one."""
     config = config.resolved_for(int(target.cfg.n_layers), int(target.cfg.d_model))
@@ -118,7 +123,7 @@ class HyperDAS(nn.Module):
     ``state_dict()`` hold only what HyperDAS trains.
     """
 
-    def __init__(self, target: nn.Module, config: HyperDASConfig | None = None) -> None:
+    def __init__(self, target: TargetModel, config: HyperDASConfig | None = None) -> None:
         super().__init__()
         d_model = int(target.cfg.d_model)
         config = config_for_target(config or HyperDASConfig(), target)
@@ -145,7 +150,7 @@ class HyperDAS(nn.Module):
         self.to(device=device, dtype=torch.float32)
 
     @property
-    def target(self) -> nn.Module:
+    def target(self) -> TargetModel:
         """The frozen target model."""
         return self._target
 
@@ -218,11 +223,17 @@ class HyperDAS(nn.Module):
             )
 
     def intervene(
-        self, batch: InterventionBatch, states: TargetStates, weights: InterventionWeights
-    ) -> Float[Tensor, "batch base_pos d_vocab"]:
+        self,
+        batch: InterventionBatch,
+        states: TargetStates,
+        weights: InterventionWeights,
+        *,
+        positions: Int[Tensor, "batch n"] | None = None,
+    ) -> Float[Tensor, "batch n d_vocab"]:
         """Step 4: the intervened base run from layer L, patching ``weights.basis`` of the
         source's layer-L states into the base by ``weights.selection`` (no checks;
-        :meth:`forward` validates the batch and the weights)."""
+        :meth:`forward` validates the batch and the weights). ``positions``: unembed only
+        those base positions (:func:`~hyperdas_tl.partial_forward.run_from_layer`)."""
         layer = self.layer
         with autocast_like(self.target):
             hook = soft_interchange_hook_for(
@@ -230,19 +241,25 @@ class HyperDAS(nn.Module):
             )
             with self.target.hooks(fwd_hooks=[hook]):
                 return run_from_layer(
-                    self.target, states.base.at(layer), layer, batch.base_attention_mask
+                    self.target,
+                    states.base.at(layer),
+                    layer,
+                    batch.base_attention_mask,
+                    positions=positions,
                 )
 
     def loss(
         self,
         batch: InterventionBatch,
-        logits: Float[Tensor, "batch base_pos d_vocab"],
+        logits: Float[Tensor, "batch n d_vocab"],
         weights: InterventionWeights,
         *,
         sparsity_weight: float = 0.0,
+        positions: Int[Tensor, "batch n"] | None = None,
     ) -> HyperDASLoss:
         """The training loss of :meth:`intervene`'s logits (cause / isolate weights from the
-        config; the sparsity penalty is on ``weights.soft_selection``)."""
+        config; the sparsity penalty is on ``weights.soft_selection``); ``positions``: the
+        ones :meth:`intervene` was given (every label position: the same loss)."""
         with autocast_like(self.target):
             return hyperdas_loss(
                 logits,
@@ -252,6 +269,7 @@ class HyperDAS(nn.Module):
                 cause_weight=self.config.cause_weight,
                 isolate_weight=self.config.isolate_weight,
                 sparsity_weight=sparsity_weight,
+                positions=positions,
             )
 
     def forward(
@@ -261,6 +279,7 @@ class HyperDAS(nn.Module):
         *,
         sparsity_weight: float = 0.0,
         states: TargetStates | None = None,
+        logits_at: Literal["all", "labels"] = "all",
     ) -> HyperDASOutput:
         """Intervene on ``batch`` and, when it has labels, compute the loss:
         :meth:`target_states` -> :meth:`intervention_weights` -> :meth:`intervene` ->
@@ -271,16 +290,25 @@ class HyperDAS(nn.Module):
             selection_mode: ``"soft"`` (training), ``"one_to_many"`` or ``"one_to_one"``.
             sparsity_weight: weight of the sparsity penalty in ``loss.total``.
             states: precomputed :meth:`target_states` (computed here when None).
+            logits_at: ``"all"``: logits at every base position; ``"labels"``: only at the
+                label positions (:func:`~hyperdas_tl.data.batching.label_positions`, recorded
+                in ``output.positions``), which skips the unembedding of the others; the loss
+                and the logits there are the same.
         """
         check_selection_mode(selection_mode)
+        if logits_at not in ("all", "labels"):
+            raise ValueError(f"logits_at must be 'all' or 'labels', got {logits_at!r}")
         check_batch(batch, self.target)
         states = states if states is not None else self.target_states(batch)
         weights = self.intervention_weights(batch, states, selection_mode)
         weights.check_finite()
-        logits = self.intervene(batch, states, weights)
+        positions = label_positions(batch.labels).positions if logits_at == "labels" else None
+        logits = self.intervene(batch, states, weights, positions=positions)
         loss = None
         if bool((batch.labels != IGNORE_INDEX).any()):
-            loss = self.loss(batch, logits, weights, sparsity_weight=sparsity_weight)
+            loss = self.loss(
+                batch, logits, weights, sparsity_weight=sparsity_weight, positions=positions
+            )
         return HyperDASOutput(
             logits=logits,
             selection=weights.selection,
@@ -288,10 +316,11 @@ class HyperDAS(nn.Module):
             basis=weights.basis,
             encoding=weights.encoding,
             loss=loss,
+            positions=positions,
         )
 
 
-def check_batch(batch: InterventionBatch, target: nn.Module) -> None:
+def check_batch(batch: InterventionBatch, target: TargetModel) -> None:
     """Raise ``ValueError`` when ``batch`` cannot be intervened on."""
     n = batch.base_ids.shape[0]
     pairs = {

@@ -54,6 +54,7 @@ from hyperdas_tl.metrics import (
 from hyperdas_tl.models import default_device, load_model
 from hyperdas_tl.precision import Precision, model_dtype, precision_name, resolve_precision
 from hyperdas_tl.provenance import make_reproducible, run_provenance
+from hyperdas_tl.target import TargetModel
 
 logger = logging.getLogger(__name__)
 
@@ -288,7 +289,7 @@ def train_and_evaluate(
     device: str | None = None,
     resume: bool = False,
     show_progress: bool = True,
-    target: Any = None,
+    target: TargetModel = None,
     threads: int | None = None,
 ) -> RunResult:
     """Build the data, train HyperDAS, score all read-outs on the test splits, save everything.

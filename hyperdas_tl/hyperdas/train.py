@@ -129,8 +129,9 @@ def teacher_forced_accuracy(
     counts = {True: [0, 0], False: [0, 0]}
     try:
         for batch in batches:
-            output = model(batch, mode)
-            correct, has_label = _correct(output.logits, batch.labels)
+            output = model(batch, mode, logits_at="labels")
+            labels = batch.labels.gather(1, output.positions)  # the labels at those positions
+            correct, has_label = _correct(output.logits, labels)
             for is_cause in (True, False):
                 rows = has_label & (batch.is_cause.bool() == is_cause)
                 counts[is_cause][0] += int((correct & rows).sum())
@@ -262,7 +263,7 @@ def train_hyperdas(
         weight = sparsity_weight(step, config.n_steps, config.sparsity_max, config.sparsity_start)
 
         try:
-            output = model(batch, "soft", sparsity_weight=weight, states=states)
+            output = model(batch, "soft", sparsity_weight=weight, states=states, logits_at="labels")
         except FloatingPointError as error:
             raise NonFiniteLossError(
                 f"HyperDAS training stopped at step {step}: {error}. Lower lr / r0_lr or "

@@ -2,7 +2,6 @@
 the fixed-position (DAS-style) interchange at the entity's last token."""
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from jaxtyping import Float
@@ -11,6 +10,7 @@ from torch import Tensor
 from hyperdas_tl.data.batching import InterventionBatch
 from hyperdas_tl.hooks import HookFn, capture_resid_pre, resid_pre_name, soft_interchange_hook_for
 from hyperdas_tl.interchange import check_basis, one_hot_selection
+from hyperdas_tl.target import TargetModel
 
 Hooks = list[tuple[str, HookFn]]
 Intervention = Callable[[InterventionBatch, int], Hooks]
@@ -26,7 +26,7 @@ def no_intervention(batch: InterventionBatch, width: int) -> Hooks:
 
 
 def entity_source_vectors(
-    model: Any, batch: InterventionBatch, layer: int
+    model: TargetModel, batch: InterventionBatch, layer: int
 ) -> Float[Tensor, "batch d_model"]:
     """``blocks.{layer}.hook_resid_pre`` of each source prompt at its ``source_entity_last``."""
     resid = capture_resid_pre(
@@ -37,7 +37,7 @@ def entity_source_vectors(
 
 
 def entity_interchange_hooks(
-    model: Any,
+    model: TargetModel,
     layer: int,
     batch: InterventionBatch,
     width: int,
@@ -72,7 +72,7 @@ def entity_interchange_hooks(
 
 
 def entity_subspace_intervention(
-    model: Any, layer: int, basis: Float[Tensor, "d_model k"]
+    model: TargetModel, layer: int, basis: Float[Tensor, "d_model k"]
 ) -> Intervention:
     """An :data:`Intervention` swapping span(``basis``) at the entity's last token (DAS-style)."""
     resid_pre_name(model, layer)

@@ -13,6 +13,7 @@ from hyperdas_tl.data.judging import normalise
 from hyperdas_tl.generation import kv_cached_greedy_generate
 from hyperdas_tl.metrics.interventions import Intervention
 from hyperdas_tl.precision import autocast_like
+from hyperdas_tl.target import TargetModel
 
 JudgeMode = Literal["teacher_forced", "generation"]
 JUDGE_MODES: tuple[JudgeMode, ...] = get_args(JudgeMode)
@@ -76,7 +77,7 @@ def label_texts(batch: InterventionBatch, tokenizer: Any) -> list[str]:
 
 @torch.no_grad()
 def judge_teacher_forced(
-    model: Any,
+    model: TargetModel,
     batch: InterventionBatch,
     intervention: Intervention,
     max_label_tokens: int = 3,
@@ -92,7 +93,7 @@ def judge_teacher_forced(
 
 @torch.no_grad()
 def generate_under(
-    model: Any,
+    model: TargetModel,
     batch: InterventionBatch,
     intervention: Intervention,
     max_new_tokens: int,
@@ -111,7 +112,7 @@ def generate_under(
 
 @torch.no_grad()
 def judge_generation(
-    model: Any,
+    model: TargetModel,
     batch: InterventionBatch,
     intervention: Intervention,
     max_new_tokens: int = 8,

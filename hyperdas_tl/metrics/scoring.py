@@ -21,6 +21,7 @@ from hyperdas_tl.metrics.judging import (
 from hyperdas_tl.metrics.result import EvalResult
 from hyperdas_tl.metrics.scores import Judgement, example_id, summarise
 from hyperdas_tl.models import module_device
+from hyperdas_tl.target import TargetModel
 
 
 @dataclass
@@ -59,7 +60,7 @@ class EvalConfig:
 
 
 def judge_batch(
-    model: Any,
+    model: TargetModel,
     batch: InterventionBatch,
     intervention: Intervention,
     mode: JudgeMode,
@@ -105,7 +106,7 @@ def batch_judgements(
 
 @torch.no_grad()
 def evaluate(
-    model: Any,
+    model: TargetModel,
     batches: Iterable[InterventionBatch],
     intervention: Intervention,
     *,

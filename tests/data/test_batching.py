@@ -7,6 +7,8 @@ from hyperdas_tl.data.batching import (
     encode_prompt,
     entity_char_span,
     entity_token_positions,
+    judged_label_positions,
+    label_positions,
 )
 from hyperdas_tl.data.examples import InterventionExample
 
@@ -147,3 +149,26 @@ def test_rows_longer_than_the_context_name_the_example(smollm2_tok):
     with pytest.raises(ValueError, match="source of example .* tokens, more than"):
         collate_examples([far_source], smollm2_tok, n_ctx=256)
     assert collate_examples([example()], smollm2_tok, n_ctx=256).base_ids.shape[1] < 256
+
+
+def test_label_positions_gather_every_label_in_order():
+    labels = torch.tensor(
+        [
+            [-100, 5, 6, 7, -100, -100],
+            [-100, -100, -100, 8, -100, -100],
+            [9, -100, 10, -100, -100, -100],
+        ]
+    )
+    scored = label_positions(labels)
+    # each row's labelled positions first, in order, then filler positions labelled -100
+    assert scored.positions[:, :1].tolist() == [[1], [3], [0]]
+    assert scored.positions[0].tolist() == [1, 2, 3]
+    assert scored.positions[2, :2].tolist() == [0, 2]
+    assert scored.labels.tolist() == [[5, 6, 7], [8, -100, -100], [9, 10, -100]]
+    assert torch.equal(labels.gather(1, scored.positions), scored.labels)
+    judged = label_positions(labels, max_label_tokens=2)
+    assert judged.labels.tolist() == [[5, 6], [8, -100], [9, 10]]
+    mask = judged_label_positions(labels, 2)
+    assert torch.equal(judged.labels[judged.labels != -100], labels[mask])
+    none = label_positions(torch.full((2, 4), -100))
+    assert none.positions.shape == (2, 0) and none.labels.shape == (2, 0)

@@ -106,6 +106,47 @@ def test_forward_is_the_chain_of_its_public_steps(model):
         assert torch.equal(loss.total, out.loss.total)
 
 
+def test_logits_at_labels_are_the_full_logits_there_with_the_same_loss(model):
+    """``logits_at="labels"`` unembeds only the label positions: the logits there, the loss and
+    its gradients are those of the full forward."""
+    batch = build_batch(n_label=3)
+    for mode in SELECTION_MODES:
+        full = model(batch, mode, sparsity_weight=0.5)
+        part = model(batch, mode, sparsity_weight=0.5, logits_at="labels")
+        assert full.positions is None and part.positions is not None
+        assert part.logits.shape == (3, 3, full.logits.shape[-1])
+        index = part.positions[..., None].expand(-1, -1, full.logits.shape[-1])
+        assert torch.allclose(part.logits, full.logits.gather(1, index), rtol=1e-6, atol=1e-6)
+        assert torch.allclose(part.loss.total, full.loss.total, rtol=1e-6, atol=1e-6)
+        assert torch.allclose(part.loss.cause_ce, full.loss.cause_ce, rtol=1e-6, atol=1e-6)
+        assert torch.allclose(part.loss.isolate_ce, full.loss.isolate_ce, rtol=1e-6, atol=1e-6)
+    grads = []
+    for logits_at in ("all", "labels"):
+        model.zero_grad(set_to_none=True)
+        model(batch, "soft", logits_at=logits_at).loss.total.backward()
+        grads.append([p.grad.clone() for p in model.trainable_parameters()])
+    model.zero_grad(set_to_none=True)
+    for a, b in zip(*grads, strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+    with pytest.raises((ValueError, TypeCheckError)):
+        model(batch, logits_at="some")
+
+
+def test_label_ce_refuses_positions_that_miss_a_label():
+    from hyperdas_tl.data.batching import label_positions
+    from hyperdas_tl.hyperdas.loss import label_token_ce
+
+    batch = build_batch(n_label=3)
+    scored = label_positions(batch.labels)
+    logits = torch.randn(3, 3, 1000)
+    ce, is_label = label_token_ce(logits, batch.labels, scored.positions)
+    assert ce.shape == batch.labels.shape and torch.equal(is_label, batch.labels != -100)
+    with pytest.raises(ValueError, match="every labelled position"):
+        label_token_ce(logits[:, :2], batch.labels, scored.positions[:, :2])
+    with pytest.raises(ValueError, match="every labelled position"):
+        label_token_ce(logits, batch.labels, scored.positions.flip(1))
+
+
 def test_zeroed_source_states(model):
     states = model.target_states(build_batch())
     zeroed = states.with_zeroed_source()

@@ -17,10 +17,11 @@ from hyperdas_tl.data.batching import InterventionBatch
 from hyperdas_tl.hooks import resid_pre_name, soft_interchange_hook_for
 from hyperdas_tl.interchange import check_basis, positions_to_selection
 from hyperdas_tl.metrics import Hooks, Intervention, entity_source_vectors
+from hyperdas_tl.target import TargetModel
 
 
 def attribute_subspace_intervention(
-    model: Any, layer: int, bases: Mapping[str, Float[Tensor, "d_model k"]]
+    model: TargetModel, layer: int, bases: Mapping[str, Float[Tensor, "d_model k"]]
 ) -> Intervention:
     """An :data:`~hyperdas_tl.metrics.Intervention` applying ``bases[A]`` at the entity's last
     token to every row whose example's target attribute is A (RAVEL's protocol: A's subspace is
@@ -92,7 +93,7 @@ class AttributeSubspaces:
     def bases(self) -> dict[str, Float[Tensor, "d_model k"]]:
         return {attribute: s.best.basis for attribute, s in self.searches.items()}
 
-    def intervention(self, model: Any) -> Intervention:
+    def intervention(self, model: TargetModel) -> Intervention:
         """Each row gets its own target attribute's subspace (see
         :func:`attribute_subspace_intervention`)."""
         return attribute_subspace_intervention(model, self.layer, self.bases)
@@ -107,7 +108,7 @@ class AttributeSubspaces:
 
 
 def train_attribute_subspaces(
-    model: Any,
+    model: TargetModel,
     batches: Sequence[InterventionBatch],
     val_batches: Sequence[InterventionBatch],
     config: DASConfig,

@@ -2,8 +2,6 @@
 (:class:`SubspaceBasis`) and the intervention at the entity's last token built on it
 (:class:`DASIntervention`)."""
 
-from typing import Any
-
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
@@ -11,6 +9,7 @@ from torch.nn.utils.parametrizations import orthogonal
 
 from hyperdas_tl.data.batching import InterventionBatch
 from hyperdas_tl.metrics import Hooks, Intervention, entity_interchange_hooks
+from hyperdas_tl.target import TargetModel
 
 
 class SubspaceBasis(nn.Module):
@@ -49,7 +48,7 @@ class DASIntervention(nn.Module):
 
     def hooks(
         self,
-        model: Any,
+        model: TargetModel,
         batch: InterventionBatch,
         width: int,
         source_vectors: Float[Tensor, "batch d_model"] | None = None,
@@ -57,7 +56,7 @@ class DASIntervention(nn.Module):
         """Hooks of the entity-position interchange (differentiable in the basis)."""
         return entity_interchange_hooks(model, self.layer, batch, width, self.basis, source_vectors)
 
-    def intervention(self, model: Any) -> Intervention:
+    def intervention(self, model: TargetModel) -> Intervention:
         """This subspace as a :data:`~hyperdas_tl.metrics.Intervention` for scoring."""
 
         def build(batch: InterventionBatch, width: int) -> Hooks:

@@ -11,6 +11,7 @@ from hyperdas_tl.baselines.das.config import DASConfig
 from hyperdas_tl.baselines.das.rows import config_rows
 from hyperdas_tl.baselines.das.train import DASResult, capture, check_model, train_captured
 from hyperdas_tl.data.batching import InterventionBatch
+from hyperdas_tl.target import TargetModel
 
 
 @dataclass
@@ -41,7 +42,7 @@ class DASSearch:
 
 
 def search_lr(
-    model: Any,
+    model: TargetModel,
     batches: Sequence[InterventionBatch],
     val_batches: Sequence[InterventionBatch],
     config: DASConfig,

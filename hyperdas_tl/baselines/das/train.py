@@ -17,11 +17,17 @@ from tqdm.auto import tqdm
 from hyperdas_tl.baselines.das.config import DASConfig
 from hyperdas_tl.baselines.das.module import DASIntervention
 from hyperdas_tl.baselines.das.rows import config_rows
-from hyperdas_tl.data.batching import InterventionBatch, judged_label_positions
+from hyperdas_tl.data.batching import (
+    InterventionBatch,
+    LabelPositions,
+    judged_label_positions,
+    label_positions,
+)
 from hyperdas_tl.hooks import capture_resid_pre, resid_pre_name
 from hyperdas_tl.metrics import entity_source_vectors, teacher_forced_correct
 from hyperdas_tl.models import module_device
 from hyperdas_tl.partial_forward import run_from_layer
+from hyperdas_tl.target import TargetModel
 
 logger = logging.getLogger(__name__)
 
@@ -113,9 +119,12 @@ class Captured:
     """``blocks.{layer}.hook_resid_pre`` of the base run (blocks L.. are all that run again)."""
     sources: Float[Tensor, "batch d_model"]
     """The source residual at ``source_entity_last``."""
+    scored: LabelPositions
+    """The label positions: the only ones whose logits are computed
+    (:func:`_intervened_logits`), with their labels."""
 
 
-def capture(model: Any, batches: Sequence[InterventionBatch], layer: int) -> list[Captured]:
+def capture(model: TargetModel, batches: Sequence[InterventionBatch], layer: int) -> list[Captured]:
     """Each batch moved to the model's device, with its frozen base residual entering ``layer``
     and its source vectors (captured once, reused every epoch and learning rate)."""
     device = module_device(model)
@@ -123,17 +132,27 @@ def capture(model: Any, batches: Sequence[InterventionBatch], layer: int) -> lis
     for batch in batches:
         batch = batch.to(device)
         base = capture_resid_pre(model, batch.base_ids, [layer], batch.base_attention_mask)[layer]
-        captured.append(Captured(batch, base, entity_source_vectors(model, batch, layer)))
+        sources = entity_source_vectors(model, batch, layer)
+        scored = label_positions(batch.labels)
+        captured.append(Captured(batch, base, sources, scored))
     return captured
 
 
 def _intervened_logits(
-    model: Any, module: DASIntervention, item: Captured
-) -> Float[Tensor, "batch pos d_vocab"]:
+    model: TargetModel, module: DASIntervention, item: Captured
+) -> Float[Tensor, "batch n d_vocab"]:
+    """Logits at ``item.scored.positions`` only (the labels there are ``item.scored.labels``):
+    label loss and teacher-forced verdicts equal those of the full logits."""
     batch = item.batch
     hooks = module.hooks(model, batch, batch.base_ids.shape[1], item.sources)
     with model.hooks(fwd_hooks=hooks):
-        return run_from_layer(model, item.base_resid, module.layer, batch.base_attention_mask)
+        return run_from_layer(
+            model,
+            item.base_resid,
+            module.layer,
+            batch.base_attention_mask,
+            positions=item.scored.positions,
+        )
 
 
 @dataclass
@@ -145,7 +164,7 @@ class _Validation:
 
 @torch.no_grad()
 def _validate(
-    model: Any, module: DASIntervention, val: list[Captured], max_label_tokens: int
+    model: TargetModel, module: DASIntervention, val: list[Captured], max_label_tokens: int
 ) -> _Validation:
     """Teacher-forced cause / isolate accuracy of ``module`` on the captured validation rows,
     and their label cross-entropy (per judged label token)."""
@@ -154,7 +173,7 @@ def _validate(
     loss_sum, n_tokens = 0.0, 0
     for item in val:
         logits = _intervened_logits(model, module, item)
-        labels = item.batch.labels
+        labels = item.scored.labels
         correct = teacher_forced_correct(logits, labels, max_label_tokens)
         for is_cause in (True, False):
             rows = item.batch.is_cause == is_cause
@@ -178,7 +197,7 @@ def _disentangle(cause: float | None, isolate: float | None) -> float:
 
 
 def train_captured(
-    model: Any,
+    model: TargetModel,
     train: list[Captured],
     val: list[Captured] | None,
     config: DASConfig,
@@ -212,7 +231,7 @@ def train_captured(
                     break
                 item = train[index]
                 logits = _intervened_logits(model, module, item)
-                loss = label_loss(logits, item.batch.labels, config.max_label_tokens)
+                loss = label_loss(logits, item.scored.labels, config.max_label_tokens)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -266,7 +285,7 @@ def train_captured(
     return DASResult(intervention=module, config=config, history=history)
 
 
-def check_model(model: Any, config: DASConfig) -> None:
+def check_model(model: TargetModel, config: DASConfig) -> None:
     """Refuse a config the model cannot run: an unknown layer, or ``k`` above ``d_model``."""
     resid_pre_name(model, config.layer)
     d_model = int(model.cfg.d_model)
@@ -275,7 +294,7 @@ def check_model(model: Any, config: DASConfig) -> None:
 
 
 def train_das(
-    model: Any,
+    model: TargetModel,
     batches: Sequence[InterventionBatch],
     config: DASConfig,
     *,

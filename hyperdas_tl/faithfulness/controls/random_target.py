@@ -23,11 +23,12 @@ from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.hyperdas.train import train_hyperdas
 from hyperdas_tl.metrics import EvalResult, Judgement, batch_judgements, teacher_forced_correct
 from hyperdas_tl.models import module_device
+from hyperdas_tl.target import TargetModel
 
 HypernetworkInit = Literal["real", "random"]
 
 
-def random_init_copy(target: Any, *, seed: int = 0) -> Any:
+def random_init_copy(target: TargetModel, *, seed: int = 0) -> Any:
     """A random-init copy of ``target``: the same HF architecture and config (``LlamaForCausalLM``
     at the target's sizes, seeded) and the same tokenizer, booted as a frozen bridge."""
     from transformers import AutoModelForCausalLM
