@@ -41,7 +41,7 @@ def _order(names: Iterable[str], order: Sequence[str]) -> list[str]:
 
 def _check_trained_hyperdas(
     trained: Mapping[int, HyperDAS],
-    model: Any,
+    model: TargetModel,
     layer: int | Sequence[int],
     k: int,
     methods: Sequence[str],
