@@ -3,7 +3,7 @@
 A thin caller of :func:`hyperdas_tl.compare.compare_methods`: data (the cached model-specific
 instance, :func:`hyperdas_tl.experiment.build_experiment_data`) -> layer (given, or chosen on
 validation) -> controls, probes, per-attribute DAS / MDAS and HyperDAS at that layer, each
-trained method once per seed -> ``summary.json``, ``details.json``, ``records.jsonl``,
+trained method once per seed -> ``summary.json``, ``details.json``, ``records.jsonl.gz``,
 ``summary.md``, ``curves/`` and ``records/`` in ``--out``.
 
 The run is resumable: run the same command again and every (method, seed) already in ``--out``

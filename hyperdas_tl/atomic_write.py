@@ -41,13 +41,18 @@ def fsync_dir(path: str | os.PathLike) -> None:
 
 def write_text_atomically(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
     """Replace ``path`` by ``text`` in one atomic rename (see the module docstring)."""
+    return write_bytes_atomically(path, text.encode(encoding))
+
+
+def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> Path:
+    """Replace ``path`` by ``data`` in one atomic rename (see the module docstring)."""
     path = Path(path)
     mode = path.stat().st_mode & 0o777 if path.exists() else NEW_FILE_MODE
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         os.chmod(tmp, mode)  # mkstemp creates 0600; keep the mode a plain write would give
-        with os.fdopen(fd, "w", encoding=encoding) as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

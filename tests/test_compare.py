@@ -1,5 +1,7 @@
 import dataclasses
+import gzip
 import json
+import shutil
 
 import pytest
 from bad_input import raises_bad_input
@@ -85,9 +87,9 @@ def test_an_interrupted_run_keeps_finished_units_and_resumes_the_rest(run):
     out, report, finished, kept, ran = run
     assert finished == [("no intervention", None), ("random subspace", 0), ("random subspace", 1)]
     assert kept == [
-        "no_intervention.seednone.jsonl",
-        "random_subspace.seed0.jsonl",
-        "random_subspace.seed1.jsonl",
+        "no_intervention.seednone.jsonl.gz",
+        "random_subspace.seed0.jsonl.gz",
+        "random_subspace.seed1.jsonl.gz",
     ]
     assert not set(finished) & set(ran)  # resumed, not re-run
     assert report.metadata["resumed"] == ["no intervention", "random subspace seed 0",
@@ -128,7 +130,7 @@ def test_summary_json_has_the_issue_schema(run, data):
 
 def test_records_are_complete_and_recompute_the_summary(run, data):
     out, report, *_ = run
-    records = read_records(out / "records.jsonl")
+    records = read_records(out / "records.jsonl.gz")
     assert records == report.records
     n_eval = sum(len(data.examples[s]) for s in EVAL_SPLITS)
     runs = {(r.method, r.seed) for r in records}
@@ -227,6 +229,28 @@ def test_finished_folder_resumes_without_training(tiny_model, data, run, monkeyp
     again = compare_methods(tiny_model, data, [1, 2], 4, RUN, SEEDS, settings=SETTINGS,
                             out_dir=out)  # fmt: skip
     assert again.summary() == report.summary()
+
+
+def test_records_written_by_an_earlier_version_as_plain_jsonl_resume(
+    tiny_model, data, run, tmp_path, monkeypatch
+):
+    out, report, *_ = run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    for packed in (copy / "records").glob("*.jsonl.gz"):
+        packed.with_suffix("").write_bytes(gzip.decompress(packed.read_bytes()))
+        packed.unlink()
+    monkeypatch.setattr("hyperdas_tl.compare.pipeline.run_unit", None)  # nothing may train
+    again = compare_methods(tiny_model, data, [1, 2], 4, RUN, SEEDS, settings=SETTINGS,
+                            out_dir=copy)  # fmt: skip
+    assert again.summary() == report.summary()
+
+
+def test_record_files_are_reproducible_gzip(run):
+    out, report, *_ = run
+    packed = (out / "records.jsonl.gz").read_bytes()
+    assert packed == compare.records_bytes(report.records)  # no timestamp in the header
+    assert read_records(out / "records.jsonl.gz") == report.records
 
 
 # ------------------------------------------------------------------ summaries without a model

@@ -21,11 +21,11 @@ and, at one layer (given, or chosen on the validation split — never on a test 
 
 Every trained method runs once per seed; deterministic methods (no intervention, the full swap,
 probes) run once. With ``out_dir`` the run is incremental and resumable: each (method, seed)
-writes its records (``records/*.jsonl``) and curves (``curves/*.json``) atomically when it
+writes its records (``records/*.jsonl.gz``) and curves (``curves/*.json``) atomically when it
 finishes, and a later call with the same ``out_dir`` skips what is already there (``run.json``
 holds a fingerprint of the data and settings; a different run in the same folder is an error).
 :func:`write_report` writes ``summary.json`` (the schema of issue 13), ``details.json``,
-``records.jsonl`` and ``summary.md``.
+``records.jsonl.gz`` and ``summary.md``.
 
 **Decision rule** (fixed before any run): "A beats B" only when the paired 95 % interval of
 ``A - B`` (Disentangle) excludes 0 (:func:`hyperdas_tl.stats.decide`).
@@ -57,7 +57,7 @@ from hyperdas_tl.compare.methods import (
     scored_names,
 )
 from hyperdas_tl.compare.pipeline import SPLIT_ORDER, compare_methods
-from hyperdas_tl.compare.records import ExampleRecord, read_records
+from hyperdas_tl.compare.records import ExampleRecord, read_records, records_bytes
 from hyperdas_tl.compare.report import ComparisonReport, build_report, write_report
 from hyperdas_tl.compare.run_folder import (
     DETAILS_JSON,
@@ -108,6 +108,7 @@ __all__ = [
     "default_differences",
     "paired_method_difference",
     "read_records",
+    "records_bytes",
     "rebatch",
     "score_set",
     "scored_names",

@@ -11,7 +11,7 @@ from typing import Any
 from hyperdas_tl.compare.data_checks import check_attribute_rows, split_batches, target_attributes
 from hyperdas_tl.compare.layer_choice import LayerChoice, choose_layer
 from hyperdas_tl.compare.methods import DEFAULT_METHODS, METHODS, SEEDED_METHODS
-from hyperdas_tl.compare.records import ExampleRecord, read_records, records_text
+from hyperdas_tl.compare.records import ExampleRecord, read_records, records_bytes
 from hyperdas_tl.compare.report import ComparisonReport, build_report, write_report
 from hyperdas_tl.compare.run_folder import (
     LAYER_JSON,
@@ -19,6 +19,8 @@ from hyperdas_tl.compare.run_folder import (
     json_text,
     run_fingerprint,
     unit_name,
+    unit_records_path,
+    write_binary_file,
     write_file,
 )
 from hyperdas_tl.compare.settings import CompareSettings
@@ -176,7 +178,7 @@ def compare_methods(
     for method in methods:
         for seed in seeds if method in SEEDED_METHODS else [None]:
             name = unit_name(method, seed)
-            record_path = out / "records" / f"{name}.jsonl" if out is not None else None
+            record_path = unit_records_path(out, name) if out is not None else None
             curve_path = out / "curves" / f"{name}.json" if out is not None else None
             label = f"{method} seed {seed}" if seed is not None else method
             if record_path is not None and record_path.exists():
@@ -193,7 +195,7 @@ def compare_methods(
             unit_curves = {**result.curves, "seconds": elapsed}
             if record_path is not None and curve_path is not None:
                 write_file(curve_path, json_text(unit_curves))
-                write_file(record_path, records_text(unit_records))  # last: marks it done
+                write_binary_file(record_path, records_bytes(unit_records))  # last: marks it done
             records.extend(unit_records)
             curves[label] = unit_curves
             seconds[label] = elapsed

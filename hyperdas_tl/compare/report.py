@@ -11,8 +11,14 @@ from typing import Any
 
 from hyperdas_tl.compare.layer_choice import LayerChoice
 from hyperdas_tl.compare.methods import scored_names
-from hyperdas_tl.compare.records import ExampleRecord, records_text
-from hyperdas_tl.compare.run_folder import DETAILS_JSON, RECORDS_JSONL, json_text, write_file
+from hyperdas_tl.compare.records import ExampleRecord, records_bytes
+from hyperdas_tl.compare.run_folder import (
+    DETAILS_JSON,
+    RECORDS_JSONL,
+    json_text,
+    write_binary_file,
+    write_file,
+)
 from hyperdas_tl.compare.scores import (
     METRICS,
     MethodScore,
@@ -205,7 +211,7 @@ class ComparisonReport:
 
 def write_report(report: ComparisonReport, out_dir: str | Path) -> None:
     """``summary.json`` (first judging mode; ``summary_<mode>.json`` for the others),
-    ``details.json``, ``records.jsonl`` and ``summary.md`` (+ ``summary_<mode>.md``), each
+    ``details.json``, ``records.jsonl.gz`` and ``summary.md`` (+ ``summary_<mode>.md``), each
     written atomically."""
     out = Path(out_dir)
     for index, mode in enumerate(report.modes):
@@ -213,7 +219,7 @@ def write_report(report: ComparisonReport, out_dir: str | Path) -> None:
         write_file(out / f"summary{suffix}.json", json_text(report.summary(mode)))
         write_file(out / f"summary{suffix}.md", report.to_markdown(mode))
     write_file(out / DETAILS_JSON, json_text(report.details()))
-    write_file(out / RECORDS_JSONL, records_text(report.records))
+    write_binary_file(out / RECORDS_JSONL, records_bytes(report.records))
 
 
 def build_report(
@@ -230,7 +236,7 @@ def build_report(
     curves: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> ComparisonReport:
-    """Summaries and paired differences of ``records`` (e.g. re-read from ``records.jsonl``)."""
+    """Summaries and paired differences of ``records`` (e.g. re-read from ``records.jsonl.gz``)."""
     scored = [name for m in methods for name in scored_names(m)]
     groups: dict[tuple[str, str, str], list[ExampleRecord]] = defaultdict(list)
     for r in records:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from hyperdas_tl.atomic_write import write_text_atomically
+from hyperdas_tl.atomic_write import write_bytes_atomically, write_text_atomically
 from hyperdas_tl.compare.settings import CompareSettings
 from hyperdas_tl.experiment import ExperimentData
 from hyperdas_tl.metrics import example_id
@@ -19,7 +19,7 @@ RUN_JSON = "run.json"
 LAYER_JSON = "layer_choice.json"
 SUMMARY_JSON = "summary.json"
 DETAILS_JSON = "details.json"
-RECORDS_JSONL = "records.jsonl"
+RECORDS_JSONL = "records.jsonl.gz"
 SUMMARY_MD = "summary.md"
 
 
@@ -27,6 +27,19 @@ def write_file(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically, creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, text)
+
+
+def write_binary_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomically(path, data)
+
+
+def unit_records_path(out: Path, name: str) -> Path:
+    """Where a finished unit's records are: ``records/<name>.jsonl.gz``, or a plain
+    ``records/<name>.jsonl`` written by an earlier version (read when it is the one there)."""
+    plain = out / "records" / f"{name}.jsonl"
+    return plain if plain.exists() else out / "records" / f"{name}.jsonl.gz"
 
 
 def json_text(data: Any) -> str:
