@@ -140,7 +140,7 @@ def main() -> None:
     }
     sharpness = {}
     for score in ("dot", "cosine"):
-        config = HyperDASConfig(layer=6, k=18, null_init_weight=0.5, selection_score=score)
+        config = HyperDASConfig.build(layer=6, k=18, null_init_weight=0.5, selection_score=score)
         sharpness[f"init {score}"] = selection_sharpness(HyperDAS(model, config), data)
     if args.checkpoint is not None:
         trained = load_hyperdas(args.checkpoint, model)

@@ -49,7 +49,7 @@ def main() -> None:
         model, city_data_config(args.ravel, args.batch_size), model_name=MODEL
     )
     extra = json.loads(args.extra)
-    config = HyperDASConfig(
+    config = HyperDASConfig.build(
         target_model=MODEL, layer=args.layer, k=18, n_hypernet_layers=8, n_steps=args.steps,
         lr=args.lr, eval_every=args.eval_every, val_batches=6, cache_target_states=True, **extra,
     )  # fmt: skip
@@ -64,9 +64,11 @@ def main() -> None:
             print(args.name, losses[-1], flush=True)
 
     val = data.batches["val_entity"]
-    result = train_hyperdas(hyperdas, data.batches["train"], config, val_batches=val,
+    result = train_hyperdas(hyperdas, data.batches["train"], val_batches=val,
                             show_progress=False, on_step=on_step)  # fmt: skip
-    one_to_many = teacher_forced_accuracy(hyperdas, val[: config.val_batches], "one_to_many")
+    one_to_many = teacher_forced_accuracy(
+        hyperdas, val[: config.training.val_batches], "one_to_many"
+    )
     batch = val[0]
     with torch.no_grad():
         soft = hyperdas(batch).soft_selection

@@ -21,7 +21,6 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -231,8 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     metadata["seconds"] = {"model_and_data": time.perf_counter() - start}
     logger.info("examples per split: %s", data.counts())
 
-    hyperdas = replace(
-        HyperDASConfig(),
+    hyperdas = HyperDASConfig.build(
         target_model=args.model,
         n_hypernet_layers=args.n_hypernet_layers,
         n_steps=args.hyperdas_steps,

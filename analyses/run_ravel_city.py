@@ -327,7 +327,7 @@ def run_hyperdas(args, model, data, data_config, layer: int, report: Report, eva
     """HyperDAS at the same layer and k, all three read-outs scored on the test splits."""
     train, val = data.batches["train"], data.batches["val_entity"]
     start = time.perf_counter()
-    config = HyperDASConfig(
+    config = HyperDASConfig.build(
         target_model=MODEL,
         layer=layer,
         k=args.k,
@@ -351,7 +351,6 @@ def run_hyperdas(args, model, data, data_config, layer: int, report: Report, eva
         trained = train_hyperdas(
             hyperdas,
             train,
-            config,
             val_batches=val,
             checkpoint_dir=args.out / args.checkpoint_name,
             resume=args.resume,
@@ -366,7 +365,8 @@ def run_hyperdas(args, model, data, data_config, layer: int, report: Report, eva
     report.data["hyperdas_config"] = config.to_dict()
 
     start = time.perf_counter()
-    name = "HyperDAS" if config.selection_score == "dot" else f"HyperDAS-{config.selection_score}"
+    score = config.architecture.selection_score
+    name = "HyperDAS" if score == "dot" else f"HyperDAS-{score}"
     report.add(evaluate_hyperdas(hyperdas, data, eval_config=eval_config, name=name))
     report.timed("hyperdas_eval", start)
 

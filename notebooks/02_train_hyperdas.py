@@ -25,7 +25,6 @@ PROFILE = os.environ.get("HYPERDAS_TL_PROFILE", "small")
 N_SHOW = 3  # examples whose selection is shown
 
 # %%
-from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import torch
@@ -84,12 +83,11 @@ assert {e.kind for e in data.examples["test_entity"]} == {"cause", "isolate"}
 # of the run.
 
 # %%
-config = replace(profile.hyperdas, target_model=MODEL_NAME, data=profile.data.to_dict())
+config = profile.hyperdas.with_fields(target_model=MODEL_NAME, data=profile.data.to_dict())
 hyperdas = HyperDAS(model, config)
 train = train_hyperdas(
     hyperdas,
     data.batches["train"],
-    hyperdas.config,
     val_batches=data.batches["val_entity"],
     show_progress=False,
 )
@@ -110,7 +108,7 @@ plt.ylabel("loss")
 plt.legend()
 plt.tight_layout()
 plt.show()
-assert train.steps == profile.hyperdas.n_steps == len(losses)
+assert train.steps == profile.hyperdas.training.n_steps == len(losses)
 assert all(torch.isfinite(torch.tensor(losses)))
 assert last < first, "training loss did not decrease"
 assert (checkpoint / "weights.safetensors").is_file()

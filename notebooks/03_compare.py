@@ -51,7 +51,7 @@ torch.manual_seed(0)
 model = load_model(MODEL_NAME, device="cpu" if PROFILE == "small" else None)
 run = load_or_train(PROFILE, target=model)
 hyperdas, data, profile = run.hyperdas, run.data, run.profile
-LAYER, K = hyperdas.layer, hyperdas.config.k
+LAYER, K = hyperdas.layer, hyperdas.k
 ATTRIBUTES = profile.data.attributes
 eval_config = profile.eval_config(show_progress=False)
 test = data.batches["test_entity"]
@@ -59,7 +59,7 @@ print(
     f"HyperDAS {'loaded from' if run.loaded else 'trained and saved to'} {run.checkpoint}; "
     f"layer {LAYER}, k {K}; {sum(len(b) for b in test)} test examples"
 )
-assert run.hyperdas.layer == profile.hyperdas.layer
+assert run.hyperdas.layer == profile.hyperdas.architecture.layer
 
 # %% [markdown]
 # ## Probe accuracy per layer

@@ -132,9 +132,10 @@ def test_checkpoint_every_eval_modes_and_precision_reach_the_profile():
          "float32"]
     )  # fmt: skip
     profile = profile_from_args(args)
-    assert profile.hyperdas.checkpoint_every == 5
+    assert profile.hyperdas.training.checkpoint_every == 5
     assert profile.eval_modes == ("teacher_forced",) and profile.precision == "float32"
-    assert profile_from_args(build_parser().parse_args(["train"])).hyperdas.checkpoint_every is None
+    default = profile_from_args(build_parser().parse_args(["train"]))
+    assert default.hyperdas.training.checkpoint_every is None
 
 
 # --- pre-flight through the CLI (the model must not load) ------------------------------------
@@ -174,9 +175,11 @@ def test_rerun_and_other_model_refusals_name_the_flags(
     from hyperdas_tl.hyperdas.model import HyperDAS
     from hyperdas_tl.hyperdas.train import build_optimizer
 
-    config = HyperDASConfig(target_model="smollm2-135m", layer=2, k=4, n_hypernet_layers=1)
+    config = HyperDASConfig.build(target_model="smollm2-135m", layer=2, k=4, n_hypernet_layers=1)
     model = HyperDAS(tiny_model, config)
-    save_checkpoint(tmp_path / "checkpoint", model, optimizer=build_optimizer(model, config))
+    save_checkpoint(
+        tmp_path / "checkpoint", model, optimizer=build_optimizer(model, config.training)
+    )
     assert main(["train", "--model", "tiny-llama", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert error_lines(err) == [
@@ -353,8 +356,8 @@ def test_evaluate_names_a_damaged_checkpoint_before_the_model_loads(
     from hyperdas_tl.hyperdas.model import HyperDAS
 
     checkpoint = tmp_path / "checkpoint"
-    save_checkpoint(checkpoint, HyperDAS(tiny_model, HyperDASConfig(target_model="tiny-llama",
-                                                                     layer=2, k=4)))  # fmt: skip
+    config = HyperDASConfig.build(target_model="tiny-llama", layer=2, k=4)
+    save_checkpoint(checkpoint, HyperDAS(tiny_model, config))
     (checkpoint / "config.json").write_text('{"format": ')
     assert main(["evaluate", str(checkpoint), "--out", str(tmp_path / "again")]) == 2
     (line,) = error_lines(capsys.readouterr().err)

@@ -64,7 +64,9 @@ def profile_from_args(args: argparse.Namespace):
         "seed": args.seed,
     }
     data = replace(profile.data, **{k: v for k, v in data_overrides.items() if v is not None})
-    hyper = replace(profile.hyperdas, **{k: v for k, v in model_overrides.items() if v is not None})
+    hyper = profile.hyperdas.with_fields(
+        **{k: v for k, v in model_overrides.items() if v is not None}
+    )
     eval_modes = tuple(args.eval_modes) if args.eval_modes else profile.eval_modes
     precision = args.precision or profile.precision
     return replace(profile, data=data, hyperdas=hyper, eval_modes=eval_modes, precision=precision)
@@ -163,7 +165,7 @@ def demo_config_from_args(args: argparse.Namespace):
     config = DemoConfig()
     settings = config.settings
     if args.steps is not None:
-        settings = replace(settings, hyperdas=replace(settings.hyperdas, n_steps=args.steps))
+        settings = replace(settings, hyperdas=settings.hyperdas.with_fields(n_steps=args.steps))
     return replace(
         config,
         settings=settings,

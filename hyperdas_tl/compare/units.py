@@ -2,7 +2,6 @@
 probes, HyperDAS; the controls need no training) and scored on every evaluation split, as
 :class:`~hyperdas_tl.compare.records.ExampleRecord`\ s."""
 
-import dataclasses
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -136,8 +135,8 @@ def rebatch(
 
 def _run_hyperdas(ctx: UnitContext, seed: int) -> UnitResult:
     settings = ctx.settings
-    config = dataclasses.replace(
-        settings.hyperdas, layer=ctx.layer, k=ctx.k, seed=seed, data=ctx.data.config.to_dict()
+    config = settings.hyperdas.with_fields(
+        layer=ctx.layer, k=ctx.k, seed=seed, data=ctx.data.config.to_dict()
     )
     train = ctx.batches["train"]
     if settings.hyperdas_batch_size is not None:
@@ -156,7 +155,6 @@ def _run_hyperdas(ctx: UnitContext, seed: int) -> UnitResult:
     trained = train_hyperdas(
         hyperdas,
         train,
-        hyperdas.config,
         val_batches=ctx.batches[settings.val_split],
         show_progress=settings.show_progress,
     )
