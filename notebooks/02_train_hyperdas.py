@@ -25,7 +25,6 @@ PROFILE = os.environ.get("HYPERDAS_TL_PROFILE", "small")
 N_SHOW = 3  # examples whose selection is shown
 
 # %%
-
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
