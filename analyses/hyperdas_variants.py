@@ -80,9 +80,9 @@ def main() -> None:
         "seconds": round(time.perf_counter() - start),
         "threads": args.threads,
         "val_soft": [
-            {"step": r["step"], "cause": r["val_cause"], "isolate": r["val_isolate"]}
+            {"step": r.step, "cause": r.val_cause, "isolate": r.val_isolate}
             for r in result.history
-            if "val_cause" in r
+            if r.val_cause is not None
         ],
         "val_one_to_many": {"cause": one_to_many.cause, "isolate": one_to_many.isolate},
         "entity_to_entity_mass": float(

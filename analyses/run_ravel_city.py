@@ -355,11 +355,12 @@ def run_hyperdas(args, model, data, data_config, layer: int, report: Report, eva
             checkpoint_dir=args.out / args.checkpoint_name,
             resume=args.resume,
         )
-        report.data["hyperdas_final_loss"] = trained.history[-1] if trained.history else None
+        last = trained.history[-1].to_dict() if trained.history else None
+        report.data["hyperdas_final_loss"] = last
         report.data["hyperdas_validation"] = [
-            {k: r[k] for k in ("step", "running_loss", "val_cause", "val_isolate")}
+            {k: r.to_dict()[k] for k in ("step", "running_loss", "val_cause", "val_isolate")}
             for r in trained.history
-            if "val_cause" in r
+            if r.val_cause is not None
         ]
         report.timed("hyperdas_train", start)
     report.data["hyperdas_config"] = config.to_dict()

@@ -91,7 +91,7 @@ train = train_hyperdas(
     show_progress=False,
 )
 checkpoint = save_checkpoint(notebook_dir(PROFILE) / "checkpoint", hyperdas.eval())
-losses = [record["loss"] for record in train.history]
+losses = [record.loss for record in train.history]
 fifth = max(1, len(losses) // 5)
 first, last = sum(losses[:fifth]) / fifth, sum(losses[-fifth:]) / fifth
 print(
@@ -100,7 +100,7 @@ print(
 )
 plt.figure(figsize=(6, 2.5))
 plt.plot(range(1, len(losses) + 1), losses, label="loss")
-running = [record["running_loss"] for record in train.history]
+running = [record.running_loss for record in train.history]
 plt.plot(range(1, len(losses) + 1), running, label="running")
 plt.xlabel("step")
 plt.ylabel("loss")

@@ -164,7 +164,7 @@ def _run_hyperdas(ctx: UnitContext, seed: int) -> UnitResult:
     curves = {
         "config": hyperdas.config.to_dict(),
         "steps": trained.steps,
-        "history": trained.history,
+        "history": [record.to_dict() for record in trained.history],
     }
     return UnitResult(interventions, curves)
 

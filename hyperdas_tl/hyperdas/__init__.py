@@ -5,7 +5,8 @@
 - :class:`HyperDAS` (``model.py``): hypernetwork (``hypernetwork.py``), position selection
   (``selection.py``) and Householder subspace (``subspace.py``) over the target; its forward
   returns a :class:`HyperDASOutput`.
-- :func:`train_hyperdas` (``train.py``) with the loss of ``loss.py``.
+- :func:`train_hyperdas` (``train.py``) with the loss of ``loss.py``; one
+  :class:`TrainingStep` (``history.py``) per optimiser step.
 - :func:`save_checkpoint` / :func:`load_hyperdas` (``checkpoint.py``).
 
 The names below are imported on first use, so ``hyperdas_tl.hyperdas.config`` (what the command
@@ -35,6 +36,7 @@ _EXPORTS = {
     "PositionSelection": "hyperdas_tl.hyperdas.selection",
     "read_out": "hyperdas_tl.hyperdas.selection",
     "HouseholderSubspace": "hyperdas_tl.hyperdas.subspace",
+    "TrainingStep": "hyperdas_tl.hyperdas.history",
     "Accuracy": "hyperdas_tl.hyperdas.train",
     "NonFiniteLossError": "hyperdas_tl.hyperdas.train",
     "TrainResult": "hyperdas_tl.hyperdas.train",

@@ -49,6 +49,7 @@ from torch import nn
 
 from hyperdas_tl.atomic_write import fsync_dir, fsync_file
 from hyperdas_tl.hyperdas.config import HyperDASConfig
+from hyperdas_tl.hyperdas.history import TrainingStep
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.models import module_device
 
@@ -92,7 +93,7 @@ class TrainerState:
 
     step: int = 0
     """Optimiser steps completed."""
-    history: list[dict[str, int | float]] = field(default_factory=list)
+    history: list[TrainingStep] = field(default_factory=list)
     """One record per completed step (loss parts, and validation accuracy when evaluated)."""
 
 
@@ -219,7 +220,8 @@ def save_checkpoint(
             save_file(tensors, tmp / OPTIMIZER_FILE, metadata={"format": "pt"})
             fsync_file(tmp / OPTIMIZER_FILE)
             state = trainer_state or TrainerState()
-            trainer = {"step": state.step, "history": state.history, "param_groups": groups}
+            history = [record.to_dict() for record in state.history]
+            trainer = {"step": state.step, "history": history, "param_groups": groups}
             _write_json(tmp / TRAINER_FILE, trainer, indent=2)
         meta = {
             "format": FORMAT,
@@ -444,7 +446,8 @@ def load_training_state(directory: str | Path, optimizer: torch.optim.Optimizer)
     tensors = _read_safetensors(directory / OPTIMIZER_FILE, device="cpu")
     try:
         optimizer.load_state_dict(_unflatten_optimizer(tensors, trainer["param_groups"]))
-        return TrainerState(step=int(trainer["step"]), history=list(trainer["history"]))
+        history = [TrainingStep.from_dict(record) for record in trainer["history"]]
+        return TrainerState(step=int(trainer["step"]), history=history)
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(
             f"{directory / TRAINER_FILE} / {OPTIMIZER_FILE} do not fit this model's optimiser "

@@ -33,6 +33,7 @@ from hyperdas_tl.hyperdas.checkpoint import (
     save_checkpoint,
 )
 from hyperdas_tl.hyperdas.config import HyperDASTraining, SelectionMode
+from hyperdas_tl.hyperdas.history import TrainingStep
 from hyperdas_tl.hyperdas.loss import HyperDASLoss, sparsity_weight
 from hyperdas_tl.hyperdas.model import HyperDAS, TargetStates
 from hyperdas_tl.hyperdas.subspace import r0_parameters
@@ -61,8 +62,8 @@ class TrainResult:
 
     steps: int
     """Optimiser steps completed in total (including those before a resume)."""
-    history: list[dict[str, int | float]]
-    """One record per step: loss parts, sparsity weight, learning rate, validation accuracy."""
+    history: list[TrainingStep]
+    """One record per step: loss parts, sparsity weight, gradient norm, validation accuracy."""
     validation: Accuracy | None
     """Final accuracy on the validation slice (None without validation batches)."""
     state_cache_bytes: int = 0
@@ -215,7 +216,7 @@ def train_hyperdas(
         logger.warning("resume: no checkpoint in %s; starting a fresh run", checkpoint_dir)
 
     base_lrs = [group["base_lr"] for group in optimizer.param_groups]
-    running = state.history[-1]["running_loss"] if state.history else None
+    running = state.history[-1].running_loss if state.history else None
     postfix: dict[str, str] = {}
     model.train()
     bar = tqdm(
@@ -282,24 +283,27 @@ def train_hyperdas(
             if running is None
             else (RUNNING_LOSS_DECAY * running + (1 - RUNNING_LOSS_DECAY) * value)
         )
-        record: dict[str, int | float] = {
-            "step": step + 1,
-            "loss": value,
-            "ce": float(loss.ce.detach()),
-            "sparsity": float(loss.sparsity.detach()),
-            "sparsity_weight": weight,
-            "grad_norm": float(grad_norm),
-            "running_loss": running,
-        }
         done = step + 1
+        accuracy = Accuracy(cause=None, isolate=None)
         if val_slice and (done % training.eval_every == 0 or done == training.n_steps):
             accuracy = teacher_forced_accuracy(model, val_slice)
             for name in ("cause", "isolate"):
                 value_ = getattr(accuracy, name)
                 if value_ is not None:
-                    record[f"val_{name}"] = value_
                     postfix[name[:3]] = f"{value_:.2f}"
-        state.history.append(record)
+        state.history.append(
+            TrainingStep(
+                step=done,
+                loss=value,
+                ce=float(loss.ce.detach()),
+                sparsity=float(loss.sparsity.detach()),
+                sparsity_weight=weight,
+                grad_norm=float(grad_norm),
+                running_loss=running,
+                val_cause=accuracy.cause,
+                val_isolate=accuracy.isolate,
+            )
+        )
         state.step = done
         bar.set_postfix(loss=f"{running:.3f}", **postfix)
         if on_step is not None:
@@ -314,8 +318,10 @@ def train_hyperdas(
 
     validation = None
     if val_slice:
-        last = state.history[-1] if state.history else {}
-        validation = Accuracy(cause=last.get("val_cause"), isolate=last.get("val_isolate"))
+        last = state.history[-1] if state.history else None
+        validation = Accuracy(
+            cause=last.val_cause if last else None, isolate=last.val_isolate if last else None
+        )
     return TrainResult(
         steps=state.step,
         history=state.history,
@@ -335,6 +341,7 @@ def states_nbytes(states: TargetStates) -> int:
 
 __all__ = [
     "Accuracy",
+    "TrainingStep",
     "NonFiniteLossError",
     "TrainResult",
     "batch_index",

@@ -30,7 +30,7 @@ def test_learns_a_planted_concept(score):
     assert before.cause is not None and before.cause <= 0.2
     assert result.validation is not None and result.validation.cause >= 0.8
     assert teacher_forced_accuracy(model, val, "one_to_one").cause >= 0.8
-    first, last = result.history[0]["loss"], result.history[-1]["running_loss"]
+    first, last = result.history[0].loss, result.history[-1].running_loss
     assert last < first
 
 

@@ -143,7 +143,7 @@ def random_target_control(
         real=Score.of(reference),
         random_target=Score.of(control),
         random_target_clean=Score.of(clean),
-        loss=[float(r["loss"]) for r in train.history],
+        loss=[record.loss for record in train.history],
         selection_mode=selection_mode,
         majority_label_rate=majority_label_rate(test_batches),
     )
