@@ -41,8 +41,10 @@ def no_model(*args, **kwargs):
 @pytest.fixture
 def model_never_loads(monkeypatch):
     import hyperdas_tl.hyperdas.run as run_module
+    import hyperdas_tl.run_start as run_start
 
-    monkeypatch.setattr(run_module, "load_model", no_model)
+    monkeypatch.setattr(run_start, "load_model", no_model)  # train and demo
+    monkeypatch.setattr(run_module, "load_model", no_model)  # evaluate
 
 
 # --- fast answers --------------------------------------------------------------------------
@@ -255,11 +257,11 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
 
 
 def test_a_late_failure_says_which_results_were_kept(tiny_model, tmp_path, monkeypatch, capsys):
-    import hyperdas_tl.hyperdas.run as run_module
+    import hyperdas_tl.run_start as run_start
 
     ravel = write_ravel(tmp_path / "ravel")
     use_oracle_cache(tmp_path / "cache", monkeypatch)
-    monkeypatch.setattr(run_module, "load_model", lambda *a, **k: tiny_model)
+    monkeypatch.setattr(run_start, "load_model", lambda *a, **k: tiny_model)
     fail_evaluation_on("test_context", monkeypatch)
     out = tmp_path / "out"
     code = main([*small_run_args(ravel, steps=2), "--out", str(out)])

@@ -182,29 +182,28 @@ def run_demo_command(args: argparse.Namespace) -> int:
     with run_lock(args.out):
         config = demo_config_from_args(args)
         from hyperdas_tl.demo import run_demo
-        from hyperdas_tl.experiment import build_experiment_data
         from hyperdas_tl.hooks import finite_checks
-        from hyperdas_tl.models import default_device, load_model
-        from hyperdas_tl.precision import precision_name, resolve_precision
-        from hyperdas_tl.provenance import make_reproducible, run_provenance
+        from hyperdas_tl.run_start import start_run
 
-        threads = make_reproducible(config.seeds[0], args.threads)
-        device = args.device or default_device()
-        dtype = resolve_precision(args.precision, device)
         start = time.perf_counter()
-        model = load_model(args.model, device=device, dtype=dtype)
-        data = build_experiment_data(model, config.data, model_name=args.model)
-        seconds = {"model_and_data": time.perf_counter() - start}
+        started = start_run(
+            args.model,
+            config.data,
+            seed=config.seeds[0],
+            threads=args.threads,
+            device=args.device,
+            precision=args.precision,
+        )
         metadata = {
             "model": args.model,
-            "examples": data.counts(),
-            "seconds": seconds,
-            "provenance": run_provenance(
-                seed=config.seeds[0], threads=threads, dtype=precision_name(dtype)
-            ),
+            "examples": started.data.counts(),
+            "seconds": {"model_and_data": started.seconds},
+            "provenance": started.provenance,
         }
         with finite_checks():
-            result = run_demo(model, data, config, out_dir=args.out, metadata=metadata)
+            result = run_demo(
+                started.model, started.data, config, out_dir=args.out, metadata=metadata
+            )
     total = time.perf_counter() - start
     print(result.to_markdown())
     print(f"results: {args.out / 'summary.json'}  ({total:.0f} s after start-up)")

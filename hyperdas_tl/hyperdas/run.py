@@ -46,8 +46,9 @@ from hyperdas_tl.metrics import (
     results_to_markdown,
 )
 from hyperdas_tl.models import default_device, load_model
-from hyperdas_tl.precision import Precision, model_dtype, precision_name, resolve_precision
-from hyperdas_tl.provenance import make_reproducible, run_provenance
+from hyperdas_tl.precision import Precision, precision_name, resolve_precision
+from hyperdas_tl.provenance import run_provenance
+from hyperdas_tl.run_start import start_run
 
 logger = logging.getLogger(__name__)
 
@@ -285,17 +286,20 @@ def train_and_evaluate(
 
     ``target`` may pass an already-loaded model (it must be ``model_name``'s). Seeds, the thread
     count (``threads``; None keeps torch's) and deterministic algorithms are fixed first
-    (:func:`hyperdas_tl.provenance.make_reproducible`) and recorded in ``results.json``.
+    (:func:`hyperdas_tl.run_start.start_run`) and recorded in ``results.json``.
     """
     preflight(profile, model_name=model_name, out_dir=out_dir, resume=resume)
-    threads = make_reproducible(profile.hyperdas.training.seed, threads)
-    seconds: dict[str, float] = {}
-    start = time.perf_counter()
-    if target is None:
-        dtype = resolve_precision(profile.precision, device or default_device())
-        target = load_model(model_name, device=device, dtype=dtype)
-    data = build_experiment_data(target, profile.data, model_name=model_name)
-    seconds["data"] = time.perf_counter() - start
+    started = start_run(
+        model_name,
+        profile.data,
+        seed=profile.hyperdas.training.seed,
+        threads=threads,
+        device=device,
+        precision=profile.precision,
+        target=target,
+    )
+    target, data = started.model, started.data
+    seconds: dict[str, float] = {"data": started.seconds}
     logger.info("examples per split: %s", data.counts())
 
     config = profile.hyperdas.with_fields(target_model=model_name, data=profile.data.to_dict())
@@ -330,11 +334,7 @@ def train_and_evaluate(
                 "examples": data.counts(),
                 "seconds": seconds,
                 "final_validation": None if train.validation is None else vars(train.validation),
-                "provenance": run_provenance(
-                    seed=model.config.training.seed,
-                    threads=threads,
-                    dtype=precision_name(model_dtype(target)),
-                ),
+                "provenance": started.provenance,
             },
         )
     return RunResult(model, data, train, results, seconds, out)

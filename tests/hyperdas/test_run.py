@@ -160,10 +160,10 @@ def saved_training_checkpoint(out, target, profile, model_name="tiny-llama"):
 def test_preflight_finds_bad_input_before_the_model_loads(
     oracle, tiny_target, tmp_path, monkeypatch, case, message
 ):
-    import hyperdas_tl.hyperdas.run as run_module
     import hyperdas_tl.run_dir as run_dir
+    import hyperdas_tl.run_start as run_start
 
-    monkeypatch.setattr(run_module, "load_model", no_model)
+    monkeypatch.setattr(run_start, "load_model", no_model)
     out, profile, resume = tmp_path / "out", tiny_profile(oracle), True
     if case == "rerun":
         saved_training_checkpoint(out, tiny_target, profile)
