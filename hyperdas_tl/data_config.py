@@ -4,7 +4,18 @@ options from it; :mod:`hyperdas_tl.experiment` builds the data.
 """
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from tyro.conf import arg
+
+from hyperdas_tl.choices import RAVEL_DOMAINS
+from hyperdas_tl.config_values import (
+    AttributeNames,
+    AttributeNamesOrNone,
+    NonNegativeInt,
+    PositiveInt,
+    one_of,
+)
 
 DataSource = Literal["geonames", "ravel"]
 
@@ -16,31 +27,31 @@ class DataConfig:
     source: DataSource = "geonames"
     """``"geonames"``: the offline city domain built from PyPI data (no download); ``"ravel"``:
     the real benchmark (archive from ``ravel_path`` or ``$HYPERDAS_TL_RAVEL``)."""
-    domain: str = "city"
+    domain: Annotated[str, one_of(RAVEL_DOMAINS, "DOMAIN")] = "city"
     """RAVEL entity type (only ``"city"`` for ``geonames``)."""
-    attributes: tuple[str, ...] = ("Country", "Continent")
+    attributes: AttributeNames = ("Country", "Continent")
     """Target attributes (each is a concept for HyperDAS)."""
-    ravel_path: str | None = None
+    ravel_path: Annotated[str | None, arg(name="ravel")] = None
     """RAVEL ``data.tgz`` or folder (default ``$HYPERDAS_TL_RAVEL``)."""
-    max_entities: int = 80
+    max_entities: PositiveInt = 80
     """Entities sampled before the model-specific filtering (RAVEL keeps ~400)."""
-    max_templates: int = 6
+    max_templates: PositiveInt = 6
     """Templates per attribute sampled before filtering (RAVEL keeps at most 12)."""
-    train_pairs: int = 512
+    train_pairs: PositiveInt = 512
     """Cause + isolate training examples per target attribute."""
-    eval_pairs: int = 128
+    eval_pairs: PositiveInt = 128
     """Cause + isolate examples per attribute in each validation/test split."""
-    batch_size: int = 16
+    batch_size: PositiveInt = 16
     """Examples per batch."""
-    max_label_tokens: int = 3
+    max_label_tokens: PositiveInt = 3
     """Label tokens kept for teacher forcing."""
-    seed: int = 0
+    seed: Annotated[NonNegativeInt, arg(name="data-seed")] = 0
     """Seed of sampling and shuffling."""
     bucket_by_length: bool = True
     """Batch examples of similar token length together (sorted by base then source length),
     so little padding is computed; the trainer still visits the batches in a seeded random
     order. Scores do not depend on it (tested)."""
-    instance_attributes: tuple[str, ...] | None = None
+    instance_attributes: AttributeNamesOrNone = None
     """Attributes the instance is built for (default: every attribute of the domain, which makes
     isolate examples over all of them possible and shares the cache with ``analyses/``)."""
 

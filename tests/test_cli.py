@@ -140,6 +140,44 @@ def test_checkpoint_every_eval_modes_and_precision_reach_the_profile():
     assert default.hyperdas.training.checkpoint_every is None
 
 
+def test_train_options_are_generated_from_the_config_dataclasses(capsys):
+    from dataclasses import replace
+
+    from hyperdas_tl.cli.options import parse_options
+    from hyperdas_tl.hyperdas.run import PROFILES
+
+    small = PROFILES["small"]
+    argv = ["--profile", "small", "--steps", "7", "--selection-score", "cosine",
+            "--data-seed", "3", "--weight-decay", "0"]  # fmt: skip
+    options = parse_options("train", argv, prog="t")
+    assert options.training == replace(small.hyperdas.training, n_steps=7, weight_decay=0.0)
+    assert options.architecture == replace(small.hyperdas.architecture, selection_score="cosine")
+    assert options.data == replace(small.data, seed=3)
+    with pytest.raises(SystemExit) as exit:
+        parse_options("train", ["--help"], prog="t")
+    assert exit.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--steps", "--k", "--n-hypernet-layers", "--null-init-weight", "--r0-lr",
+                 "--warmup-steps", "--no-cache-states", "--ravel", "--train-pairs"):  # fmt: skip
+        assert flag in help_text, flag
+    assert "AdamW weight decay" in help_text  # a field docstring is the help
+    assert "--target-model" not in help_text  # set by --model, recorded by the model
+
+
+def test_demo_and_evaluate_options_fail_in_one_line(tmp_path):
+    cases = {
+        "no seeds": (["demo", "--seeds"], "argument --seeds: expected at least one argument"),
+        "bad seed": (["demo", "--seeds", "-1"], "argument --seeds: must be an integer >= 0"),
+        "no checkpoint": (["evaluate"], "the following arguments are required: checkpoint"),
+        "unknown": (["train", "--bogus", "1"], "unrecognized arguments: --bogus 1"),
+    }
+    for name, (argv, expected) in cases.items():
+        done = subprocess.run([sys.executable, "-m", "hyperdas_tl", *argv], env=subprocess_env(),
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 2, (name, done.stderr)
+        assert len(done.stderr.splitlines()) == 1 and expected in done.stderr, (name, done.stderr)
+
+
 # --- pre-flight through the CLI (the model must not load) ------------------------------------
 
 

@@ -29,9 +29,19 @@ This module imports no torch (the command line builds its options from these cla
 
 import logging
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
+
+from tyro.conf import Suppress, arg
 
 from hyperdas_tl.config_dict import check_known_fields
+from hyperdas_tl.config_values import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    OpenUnitFloat,
+    PositiveFloat,
+    PositiveInt,
+    UnitFloat,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,19 +71,19 @@ def default_k(d_model: int) -> int:
 class HyperDASArchitecture:
     """What a HyperDAS checkpoint's weights mean (see the module docstring)."""
 
-    target_model: str = "smollm2-135m"
+    target_model: Annotated[str, Suppress] = "smollm2-135m"
     """Name of the target, as given to :func:`hyperdas_tl.models.load_model`."""
-    layer: int | None = None
+    layer: NonNegativeInt | None = None
     """Intervention layer L (``blocks.L.hook_resid_pre``); None = ``n_layers // 2``."""
-    k: int | None = None
+    k: PositiveInt | None = None
     """Rank of the intervened subspace; None = :func:`default_k` of the target's d_model."""
-    n_hypernet_layers: int = 8
+    n_hypernet_layers: PositiveInt = 8
     """N: the hypernetwork is the target's first N blocks (clipped to the target's depth)."""
     state_routing: StateRouting = "grouped"
     """Which target states each hypernetwork block cross-attends to: ``"grouped"`` splits the
     n_layers + 1 states (every resid_pre + final output) into N contiguous groups, block i
     reading group i; ``"all"`` lets every block read every state (N times the key cost)."""
-    n_selection_heads: int = 8
+    n_selection_heads: PositiveInt = 8
     """Heads of the position-selection scorer (must divide d_model)."""
     train_embedding: bool = False
     """Train the hypernetwork's token embedding (a d_vocab x d_model copy); False reads the
@@ -82,21 +92,21 @@ class HyperDASArchitecture:
     """How the selection scores (source i, base j) pairs: ``"dot"`` (scaled dot product) or
     ``"cosine"`` (per-head cosine times a learned temperature); see
     :mod:`hyperdas_tl.hyperdas.selection`."""
-    selection_temperature: float = 10.0
+    selection_temperature: PositiveFloat = 10.0
     """Initial temperature of ``"cosine"`` selection scores."""
     skip_attention_sink: bool = True
     """Never read or write position 0 (base and source). The first token is the attention sink:
     on SmolLM2 its residual norm is ~7x the other tokens' at layer 6 and ~170x at layer 12 (with
     a BOS token, as in Llama-3, it is the BOS). A soft selection that gives it even a few percent
     blends a huge vector into every base token; no RAVEL entity sits there."""
-    null_init_weight: float | None = None
+    null_init_weight: OpenUnitFloat | None = None
     """Initial soft weight of the null ("keep base") row at every intervenable base position, set
     through a learned bias on the null score (None: no bias, i.e. null starts as one more option
     among the source tokens). Starting near "keep base" (e.g. 0.5) keeps the first steps close to
     the unintervened model instead of blending every source token into every base token."""
     one_to_one_floor: float = 0.1
     """Minimum soft weight a source token's bid needs in the one-to-one read-out."""
-    target_dtype: str | None = None
+    target_dtype: Annotated[str | None, Suppress] = None
     """Dtype of the frozen target the weights were trained against (``"float32"`` /
     ``"bfloat16"``), recorded when the model is built; re-evaluation loads the target in it."""
 
@@ -165,47 +175,47 @@ class HyperDASArchitecture:
 class HyperDASTraining:
     """What drives one HyperDAS training run (see the module docstring)."""
 
-    cause_weight: float = 3.5
+    cause_weight: NonNegativeFloat = 3.5
     """Loss weight of cause examples."""
-    isolate_weight: float = 0.5
+    isolate_weight: NonNegativeFloat = 0.5
     """Loss weight of isolate examples."""
-    sparsity_max: float = 1.5
+    sparsity_max: NonNegativeFloat = 1.5
     """Final weight of the sparsity loss (penalises a source token spread over > 1 base)."""
-    sparsity_start: float = 0.5
+    sparsity_start: UnitFloat = 0.5
     """Fraction of training before the sparsity weight starts its linear ramp 0 -> max."""
-    n_steps: int = 1000
+    n_steps: Annotated[PositiveInt, arg(name="steps")] = 1000
     """Optimiser steps."""
-    lr: float = 1e-4
+    lr: PositiveFloat = 1e-4
     """AdamW learning rate of the hypernetwork blocks (and of the heads when ``head_lr`` is
     unset)."""
-    r0_lr: float = 1e-3
+    r0_lr: PositiveFloat = 1e-3
     """Learning rate of the base subspace R0 (its own parameter group)."""
-    head_lr: float | None = None
+    head_lr: PositiveFloat | None = None
     """Learning rate of the randomly initialised heads (position selection and the Householder
     MLP); unset = ``lr`` (fixed by :meth:`resolved`). The hypernetwork blocks start from
     pretrained weights and usually want a smaller rate than these."""
-    weight_decay: float = 0.01
+    weight_decay: NonNegativeFloat = 0.01
     """AdamW weight decay (not applied to R0, norms or biases)."""
-    warmup_steps: int = 0
+    warmup_steps: NonNegativeInt = 0
     """Linear learning-rate warm-up steps."""
-    grad_clip: float | None = 1.0
+    grad_clip: PositiveFloat | None = 1.0
     """Max global gradient norm; None disables clipping."""
-    seed: int = 0
+    seed: NonNegativeInt = 0
     """Seed of parameter initialisation and batch order."""
-    eval_every: int = 50
+    eval_every: PositiveInt = 50
     """Steps between Cause/Isolate evaluations on the validation slice."""
-    val_batches: int = 4
+    val_batches: PositiveInt = 4
     """Batches of the validation set used for the progress-bar accuracy."""
-    checkpoint_every: int | None = None
+    checkpoint_every: PositiveInt | None = None
     """Steps between checkpoints (None: only at the end); needs a checkpoint directory."""
-    cache_target_states: bool = True
+    cache_target_states: Annotated[bool, arg(name="cache-states")] = True
     """Keep each training batch's frozen target states (every resid_pre + final output of base
     and source, in the target's dtype: bf16 for a bf16 target) in memory after its first visit,
     so later epochs skip both frozen passes. Costs ``2 x (n_layers + 1) x pos x d_model``
     values per example (about 2 MB per SmolLM2 example of 30 tokens in bf16); results are
     identical with and without it. Ignored by runs of at most one epoch, where no batch is seen
     twice; capped by ``state_cache_max_gb``."""
-    state_cache_max_gb: float = 4.0
+    state_cache_max_gb: NonNegativeFloat = 4.0
     """Memory cap of the state cache: batches past it are recomputed on every visit."""
 
     def __post_init__(self) -> None:
