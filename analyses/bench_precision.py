@@ -56,7 +56,7 @@ class HyperDASTrainStep:
 
     def __init__(self, hyperdas: HyperDAS, batch) -> None:
         self.hyperdas, self.batch = hyperdas, batch
-        self.optimizer = build_optimizer(hyperdas, hyperdas.config)
+        self.optimizer = build_optimizer(hyperdas, hyperdas.config.training)
         hyperdas.train()
 
     def __call__(self) -> float:
@@ -77,9 +77,9 @@ def hyperdas_step(m32, m16, settings: BenchSettings) -> dict:
     first = {name: step() for name, step in steps.items()}
     timings = interleaved(steps, settings.repeats)
     return {
-        "layer": config.layer,
-        "k": config.k,
-        "n_hypernet_layers": config.n_hypernet_layers,
+        "layer": config.architecture.layer,
+        "k": config.architecture.k,
+        "n_hypernet_layers": config.architecture.n_hypernet_layers,
         "shape": list(batch.base_ids.shape),
         "first_step_loss": first,
         "rows": ratio_rows(timings, "fp32 target"),
@@ -89,7 +89,7 @@ def hyperdas_step(m32, m16, settings: BenchSettings) -> dict:
 
 def das_step(m32, m16, settings: BenchSettings) -> dict:
     config = resolved(m32, settings)
-    layer, k = int(config.layer), int(config.k)
+    layer, k = int(config.architecture.layer), int(config.architecture.k)
     batch = make_batch(m32, settings)
     hf = load_hf_twin(settings.model, int(m32.cfg.d_vocab))
     steps = {
@@ -155,9 +155,7 @@ def cache_epoch(m16, train_batches, settings: BenchSettings) -> dict:
     n = len(train_batches)
     out = {"batches": n, "examples": sum(len(b) for b in train_batches)}
     for cached in (False, True):
-        from dataclasses import replace
-
-        cfg = replace(config, n_steps=2 * n, cache_target_states=cached, eval_every=10**6)
+        cfg = config.with_fields(n_steps=2 * n, cache_target_states=cached, eval_every=10**6)
         hyperdas = HyperDAS(m16, cfg)
         stamps = [time.perf_counter()]
 

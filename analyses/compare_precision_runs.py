@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         das_lrs=(args.das_lr,),
         das_max_epochs=args.das_epochs,
         das_patience=args.das_epochs,
-        hyperdas=HyperDASConfig(
+        hyperdas=HyperDASConfig.build(
             n_hypernet_layers=2, n_steps=args.hyperdas_steps, lr=3e-4, head_lr=1e-3,
             null_init_weight=0.5, eval_every=args.hyperdas_steps,
         ),

@@ -119,7 +119,7 @@ def main() -> None:
     sharpness = {}
     val0 = data.batches["val_entity"][0]
     for score in ("dot", "cosine"):
-        config = HyperDASConfig(layer=6, k=18, null_init_weight=0.5, selection_score=score)
+        config = HyperDASConfig.build(layer=6, k=18, null_init_weight=0.5, selection_score=score)
         sharpness[f"init {score}"] = soft_selection_summary(HyperDAS(model, config), val0).to_dict()
     if args.checkpoint is not None:
         trained = load_hyperdas(args.checkpoint, model)

@@ -52,7 +52,7 @@ def main() -> None:
         model, ravel_city_data_config(args.ravel, batch_size=args.batch_size), model_name=MODEL
     )
     extra = json.loads(args.extra)
-    config = HyperDASConfig(
+    config = HyperDASConfig.build(
         target_model=MODEL, layer=args.layer, k=18, n_hypernet_layers=8, n_steps=args.steps,
         lr=args.lr, eval_every=args.eval_every, val_batches=6, cache_target_states=True, **extra,
     )  # fmt: skip
@@ -67,9 +67,11 @@ def main() -> None:
             print(args.name, losses[-1], flush=True)
 
     val = data.batches["val_entity"]
-    result = train_hyperdas(hyperdas, data.batches["train"], config, val_batches=val,
+    result = train_hyperdas(hyperdas, data.batches["train"], val_batches=val,
                             show_progress=False, on_step=on_step)  # fmt: skip
-    one_to_many = teacher_forced_accuracy(hyperdas, val[: config.val_batches], "one_to_many")
+    one_to_many = teacher_forced_accuracy(
+        hyperdas, val[: config.training.val_batches], "one_to_many"
+    )
     sharpness = soft_selection_summary(hyperdas, val[0])
     record = {
         "name": args.name,
@@ -78,9 +80,9 @@ def main() -> None:
         "seconds": round(time.perf_counter() - start),
         "threads": args.threads,
         "val_soft": [
-            {"step": r["step"], "cause": r["val_cause"], "isolate": r["val_isolate"]}
+            {"step": r.step, "cause": r.val_cause, "isolate": r.val_isolate}
             for r in result.history
-            if "val_cause" in r
+            if r.val_cause is not None
         ],
         "val_one_to_many": {"cause": one_to_many.cause, "isolate": one_to_many.isolate},
         "entity_to_entity_mass": sharpness.entity_to_entity_mass,

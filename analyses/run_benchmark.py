@@ -21,17 +21,16 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from hyperdas_tl.compare import DEFAULT_METHODS, METHODS, CompareSettings, compare_methods
-from hyperdas_tl.experiment import DataConfig, build_experiment_data
+from hyperdas_tl.experiment import DataConfig
 from hyperdas_tl.hyperdas.config import HyperDASConfig
-from hyperdas_tl.models import KNOWN_MODELS, default_device, load_model
-from hyperdas_tl.precision import PRECISIONS, precision_name, resolve_precision
-from hyperdas_tl.provenance import make_reproducible, run_provenance
+from hyperdas_tl.models import KNOWN_MODELS
+from hyperdas_tl.precision import PRECISIONS
+from hyperdas_tl.run_start import start_run
 from hyperdas_tl.stats import BOOTSTRAP_METHODS, BootstrapConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -194,25 +193,6 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.out} holds committed files ({tracked[0]}, ...); pass --allow-committed to "
             "write there or choose another --out"
         )
-    threads = make_reproducible(args.seeds[0], args.threads)
-    device = args.device or default_device()
-    dtype = resolve_precision(args.precision, device)
-    command = shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv)
-    metadata = {
-        "command": command,
-        "machine": f"{os.cpu_count()} CPUs, {threads} torch threads, torch {torch.__version__}, "
-        f"cuda {torch.cuda.is_available()}",
-        "model": args.model,
-        "provenance": run_provenance(
-            seed=args.seeds[0],
-            threads=threads,
-            dtype=precision_name(dtype),
-            argv=None if argv is None else ["analyses/run_benchmark.py", *argv],
-        ),
-    }
-
-    start = time.perf_counter()
-    model = load_model(args.model, device=device, dtype=dtype)
     data_config = DataConfig(
         source=args.source,
         domain=args.domain,
@@ -226,13 +206,30 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.data_seed,
         instance_attributes=tuple(args.instance_attributes or args.attributes),
     )
-    data = build_experiment_data(model, data_config, model_name=args.model)
-    metadata["examples"] = data.counts()
-    metadata["seconds"] = {"model_and_data": time.perf_counter() - start}
+    start = time.perf_counter()
+    started = start_run(
+        args.model,
+        data_config,
+        seed=args.seeds[0],
+        threads=args.threads,
+        device=args.device,
+        precision=args.precision,
+        argv=None if argv is None else ["analyses/run_benchmark.py", *argv],
+    )
+    model, data = started.model, started.data
+    command = shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv)
+    metadata = {
+        "command": command,
+        "machine": f"{os.cpu_count()} CPUs, {started.threads} torch threads, "
+        f"torch {torch.__version__}, cuda {torch.cuda.is_available()}",
+        "model": args.model,
+        "provenance": started.provenance,
+        "examples": data.counts(),
+        "seconds": {"model_and_data": started.seconds},
+    }
     logger.info("examples per split: %s", data.counts())
 
-    hyperdas = replace(
-        HyperDASConfig(),
+    hyperdas = HyperDASConfig.build(
         target_model=args.model,
         n_hypernet_layers=args.n_hypernet_layers,
         n_steps=args.hyperdas_steps,

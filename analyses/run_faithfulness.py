@@ -155,13 +155,12 @@ def main(argv: list[str] | None = None) -> None:
 
     start = time.perf_counter()
     config, _ = read_checkpoint_config(args.checkpoint)
-    target = load_model(config.target_model, device=args.device)
+    model_name = config.architecture.target_model
+    target = load_model(model_name, device=args.device)
     hyperdas = load_hyperdas(args.checkpoint, target).eval()
-    data = build_experiment_data(
-        target, DataConfig.from_dict(config.data), model_name=config.target_model
-    )
+    data = build_experiment_data(target, DataConfig.from_dict(config.data), model_name=model_name)
     report: dict[str, Any] = {
-        "model": config.target_model,
+        "model": model_name,
         "checkpoint": str(args.checkpoint),
         "hyperdas": config.to_dict(),
         "seed": args.seed,

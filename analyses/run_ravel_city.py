@@ -326,7 +326,7 @@ def run_hyperdas(args, model, data, data_config, layer: int, report: Report, eva
     """HyperDAS at the same layer and k, all three read-outs scored on the test splits."""
     train, val = data.batches["train"], data.batches["val_entity"]
     start = time.perf_counter()
-    config = HyperDASConfig(
+    config = HyperDASConfig.build(
         target_model=MODEL,
         layer=layer,
         k=args.k,
@@ -350,22 +350,23 @@ def run_hyperdas(args, model, data, data_config, layer: int, report: Report, eva
         trained = train_hyperdas(
             hyperdas,
             train,
-            config,
             val_batches=val,
             checkpoint_dir=args.out / args.checkpoint_name,
             resume=args.resume,
         )
-        report.data["hyperdas_final_loss"] = trained.history[-1] if trained.history else None
+        last = trained.history[-1].to_dict() if trained.history else None
+        report.data["hyperdas_final_loss"] = last
         report.data["hyperdas_validation"] = [
-            {k: r[k] for k in ("step", "running_loss", "val_cause", "val_isolate")}
+            {k: r.to_dict()[k] for k in ("step", "running_loss", "val_cause", "val_isolate")}
             for r in trained.history
-            if "val_cause" in r
+            if r.val_cause is not None
         ]
         report.timed("hyperdas_train", start)
     report.data["hyperdas_config"] = config.to_dict()
 
     start = time.perf_counter()
-    name = "HyperDAS" if config.selection_score == "dot" else f"HyperDAS-{config.selection_score}"
+    score = config.architecture.selection_score
+    name = "HyperDAS" if score == "dot" else f"HyperDAS-{score}"
     report.add(evaluate_hyperdas(hyperdas, data, eval_config=eval_config, name=name))
     report.timed("hyperdas_eval", start)
 

@@ -62,7 +62,7 @@ def demo_compare_settings() -> CompareSettings:
         das_lrs=(3e-3, 1e-2, 3e-2),
         das_max_epochs=4,
         das_patience=1,
-        hyperdas=HyperDASConfig(
+        hyperdas=HyperDASConfig.build(
             n_hypernet_layers=2, n_steps=100, lr=3e-4, head_lr=1e-3, null_init_weight=0.5,
             eval_every=50,
         ),

@@ -10,8 +10,8 @@ collates them. HyperDAS trains one hypernetwork on the union of the attributes' 
 import logging
 import os
 import random
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 from hyperdas_tl.data import (
     GeonamesConfig,
@@ -26,78 +26,16 @@ from hyperdas_tl.data import (
 )
 from hyperdas_tl.data.batching import InterventionBatch
 from hyperdas_tl.data.examples import InterventionExample
+from hyperdas_tl.data_config import DataConfig as DataConfig
+from hyperdas_tl.data_config import DataSource as DataSource
 from hyperdas_tl.target import TargetModel
 
 logger = logging.getLogger(__name__)
 
-DataSource = Literal["geonames", "ravel"]
 TEST_SPLITS = ("test_entity", "test_context")
 
 
 @dataclass
-class DataConfig:
-    """Which data, which attributes, how much of it."""
-
-    source: DataSource = "geonames"
-    """``"geonames"``: the offline city domain built from PyPI data (no download); ``"ravel"``:
-    the real benchmark (archive from ``ravel_path`` or ``$HYPERDAS_TL_RAVEL``)."""
-    domain: str = "city"
-    """RAVEL entity type (only ``"city"`` for ``geonames``)."""
-    attributes: tuple[str, ...] = ("Country", "Continent")
-    """Target attributes (each is a concept for HyperDAS)."""
-    ravel_path: str | None = None
-    """RAVEL ``data.tgz`` or folder (default ``$HYPERDAS_TL_RAVEL``)."""
-    max_entities: int = 80
-    """Entities sampled before the model-specific filtering (RAVEL keeps ~400)."""
-    max_templates: int = 6
-    """Templates per attribute sampled before filtering (RAVEL keeps at most 12)."""
-    train_pairs: int = 512
-    """Cause + isolate training examples per target attribute."""
-    eval_pairs: int = 128
-    """Cause + isolate examples per attribute in each validation/test split."""
-    batch_size: int = 16
-    """Examples per batch."""
-    max_label_tokens: int = 3
-    """Label tokens kept for teacher forcing."""
-    seed: int = 0
-    """Seed of sampling and shuffling."""
-    bucket_by_length: bool = True
-    """Batch examples of similar token length together (sorted by base then source length),
-    so little padding is computed; the trainer still visits the batches in a seeded random
-    order. Scores do not depend on it (tested)."""
-    instance_attributes: tuple[str, ...] | None = None
-    """Attributes the instance is built for (default: every attribute of the domain, which makes
-    isolate examples over all of them possible and shares the cache with ``analyses/``)."""
-
-    def __post_init__(self) -> None:
-        self.attributes = tuple(self.attributes)
-        if self.instance_attributes is not None:
-            self.instance_attributes = tuple(self.instance_attributes)
-        if self.source not in ("geonames", "ravel"):
-            raise ValueError(f"source must be 'geonames' or 'ravel', got {self.source!r}")
-        if self.source == "geonames" and self.domain != "city":
-            raise ValueError(
-                f"the offline geonames data has only the 'city' domain, not {self.domain!r}"
-            )
-        if not self.attributes:
-            raise ValueError("attributes must name at least one target attribute")
-        for name in ("max_entities", "max_templates", "train_pairs", "eval_pairs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DataConfig":
-        """Inverse of :meth:`to_dict` (JSON turns tuples into lists)."""
-        data = dict(data)
-        for name in ("attributes", "instance_attributes"):
-            if data.get(name) is not None:
-                data[name] = tuple(data[name])
-        return cls(**data)
-
-
 def ravel_city_data_config(ravel_path: str | None = None, **overrides: Any) -> DataConfig:
     """The data of the real-RAVEL city runs of ``analyses/`` (``run_ravel_city.py``, the HyperDAS
     diagnostics and variant runs): Country + Continent, 240 entities, 6 templates per attribute,

@@ -261,7 +261,7 @@ def estimate_training_memory(
     f = int(hf_config.intermediate_size)
     heads = int(hf_config.num_attention_heads)
     vocab = int(hf_config.vocab_size)
-    config = HyperDASConfig(
+    config = HyperDASConfig.build(
         layer=layer,
         k=k,
         n_hypernet_layers=n_hypernet_layers,
@@ -270,11 +270,11 @@ def estimate_training_memory(
     ).resolved_for(n_layers, d)
     params = parameter_counts(hf_config, config)
     tb, wb = dtype_bytes(target_dtype), dtype_bytes(train_dtype)
-    n_hyper = int(config.n_hypernet_layers)
-    L = int(config.layer)
+    n_hyper = int(config.architecture.n_hypernet_layers)
+    L = int(config.architecture.layer)
 
     states = (n_layers + 1) * (seq + src_seq) * batch * d
-    reads = n_hyper if config.state_routing == "all" else 1
+    reads = n_hyper if config.architecture.state_routing == "all" else 1
     keys = reads * (n_layers + 1) * (seq + src_seq) * batch
     hypernet = keys * (HYPERNET_KEY_D * d + 2 * heads * concept_len)
     hypernet += n_hyper * batch * concept_len * (HYPERNET_CONCEPT_D * d + 3 * f)
@@ -295,9 +295,9 @@ def estimate_training_memory(
         "src_seq": src_seq,
         "concept_len": concept_len,
         "layer": L,
-        "k": int(config.k),
+        "k": int(config.architecture.k),
         "n_hypernet_layers": n_hyper,
-        "state_routing": config.state_routing,
+        "state_routing": config.architecture.state_routing,
         "target_dtype": str(target_dtype).removeprefix("torch."),
         "train_dtype": str(train_dtype).removeprefix("torch."),
     }

@@ -65,8 +65,8 @@ def notebook_profile(name: str) -> Profile:
         quick = PROFILES["quick"]
         return replace(
             quick,
-            hyperdas=replace(quick.hyperdas, n_steps=SMALL_STEPS, eval_every=SMALL_STEPS,
-                             val_batches=2),
+            hyperdas=quick.hyperdas.with_fields(n_steps=SMALL_STEPS, eval_every=SMALL_STEPS,
+                                                val_batches=2),
             eval_modes=("teacher_forced",),
         )  # fmt: skip
     if name == "full":
@@ -104,7 +104,7 @@ class NotebookRun:
 
 
 def _wanted_config(profile: Profile, target: TargetModel) -> dict[str, Any]:
-    config = replace(profile.hyperdas, target_model=MODEL_NAME, data=profile.data.to_dict())
+    config = profile.hyperdas.with_fields(target_model=MODEL_NAME, data=profile.data.to_dict())
     return config_for_target(config, target).to_dict()  # what HyperDAS records when built
 
 
@@ -133,12 +133,11 @@ def load_or_train(
             model = load_hyperdas(checkpoint, target).eval()
             return NotebookRun(profile_name, profile, target, data, model, checkpoint, None)
         logger.info("%s was trained with other settings; training again", checkpoint)
-    config = replace(profile.hyperdas, target_model=MODEL_NAME, data=profile.data.to_dict())
+    config = profile.hyperdas.with_fields(target_model=MODEL_NAME, data=profile.data.to_dict())
     model = HyperDAS(target, config)
     train = train_hyperdas(
         model,
         data.batches["train"],
-        model.config,
         val_batches=data.batches.get("val_entity"),
         show_progress=show_progress,
     )
@@ -173,9 +172,9 @@ def example_selection(hyperdas: HyperDAS, batch: InterventionBatch, row: int) ->
     base_mask, source_mask = hyperdas.position_masks(batch)
     read_outs = {}
     for mode in SELECTION_MODES:
-        weights = read_out(soft, mode, base_mask, source_mask, hyperdas.config.one_to_one_floor)[
-            row
-        ]
+        weights = read_out(
+            soft, mode, base_mask, source_mask, hyperdas.config.architecture.one_to_one_floor
+        )[row]
         read_outs[mode] = torch.cat([weights[:n_source], weights[-1:]])[:, :n_base].float().cpu()
     return ExampleSelection(
         read_outs=read_outs,

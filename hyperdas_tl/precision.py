@@ -12,17 +12,15 @@ precisions is measured in ``analyses/results/precision_smollm2.md``.
 
 import contextlib
 import logging
-from typing import Literal
 
 import torch
 
+from hyperdas_tl.choices import PRECISIONS, Precision
 from hyperdas_tl.models import module_device
 from hyperdas_tl.provenance import cpu_flags
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["auto", "float32", "bfloat16"]
-PRECISIONS: tuple[Precision, ...] = ("auto", "float32", "bfloat16")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 

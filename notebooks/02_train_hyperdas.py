@@ -25,8 +25,6 @@ PROFILE = os.environ.get("HYPERDAS_TL_PROFILE", "small")
 N_SHOW = 3  # examples whose selection is shown
 
 # %%
-from dataclasses import replace
-
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
@@ -84,17 +82,16 @@ assert {e.kind for e in data.examples["test_entity"]} == {"cause", "isolate"}
 # of the run.
 
 # %%
-config = replace(profile.hyperdas, target_model=MODEL_NAME, data=profile.data.to_dict())
+config = profile.hyperdas.with_fields(target_model=MODEL_NAME, data=profile.data.to_dict())
 hyperdas = HyperDAS(model, config)
 train = train_hyperdas(
     hyperdas,
     data.batches["train"],
-    hyperdas.config,
     val_batches=data.batches["val_entity"],
     show_progress=False,
 )
 checkpoint = save_checkpoint(notebook_dir(PROFILE) / "checkpoint", hyperdas.eval())
-losses = [record["loss"] for record in train.history]
+losses = [record.loss for record in train.history]
 fifth = max(1, len(losses) // 5)
 first, last = sum(losses[:fifth]) / fifth, sum(losses[-fifth:]) / fifth
 print(
@@ -103,14 +100,14 @@ print(
 )
 plt.figure(figsize=(6, 2.5))
 plt.plot(range(1, len(losses) + 1), losses, label="loss")
-running = [record["running_loss"] for record in train.history]
+running = [record.running_loss for record in train.history]
 plt.plot(range(1, len(losses) + 1), running, label="running")
 plt.xlabel("step")
 plt.ylabel("loss")
 plt.legend()
 plt.tight_layout()
 plt.show()
-assert train.steps == profile.hyperdas.n_steps == len(losses)
+assert train.steps == profile.hyperdas.training.n_steps == len(losses)
 assert all(torch.isfinite(torch.tensor(losses)))
 assert last < first, "training loss did not decrease"
 assert (checkpoint / "weights.safetensors").is_file()

@@ -54,7 +54,7 @@ torch.manual_seed(0)
 model = load_model(MODEL_NAME, device="cpu" if PROFILE == "small" else None)
 run = load_or_train(PROFILE, target=model)
 hyperdas, data, profile = run.hyperdas, run.data, run.profile
-LAYER, K, SEED = hyperdas.layer, hyperdas.config.k, hyperdas.config.seed
+LAYER, K, SEED = hyperdas.layer, hyperdas.k, hyperdas.config.training.seed
 ATTRIBUTES = profile.data.attributes
 test = data.batches["test_entity"]
 print(

@@ -181,7 +181,7 @@ print(
     f"(without intervention {rt.random_target_clean.cause:.3f}), best constant answer "
     f"{rt.majority_label_rate:.3f}; Isolate on the random target {rt.random_target.isolate:.3f}"
 )
-assert len(rt.loss) == hyperdas.config.n_steps
+assert len(rt.loss) == hyperdas.config.training.n_steps
 assert rt.random_target_clean.cause <= 0.05  # a random model knows no country
 assert rt.random_target.cause <= max(rt.real.cause, rt.majority_label_rate) + TOLERANCE
 

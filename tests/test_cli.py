@@ -41,8 +41,10 @@ def no_model(*args, **kwargs):
 @pytest.fixture
 def model_never_loads(monkeypatch):
     import hyperdas_tl.hyperdas.run as run_module
+    import hyperdas_tl.run_start as run_start
 
-    monkeypatch.setattr(run_module, "load_model", no_model)
+    monkeypatch.setattr(run_start, "load_model", no_model)  # train and demo
+    monkeypatch.setattr(run_module, "load_model", no_model)  # evaluate
 
 
 # --- fast answers --------------------------------------------------------------------------
@@ -132,9 +134,48 @@ def test_checkpoint_every_eval_modes_and_precision_reach_the_profile():
          "float32"]
     )  # fmt: skip
     profile = profile_from_args(args)
-    assert profile.hyperdas.checkpoint_every == 5
+    assert profile.hyperdas.training.checkpoint_every == 5
     assert profile.eval_modes == ("teacher_forced",) and profile.precision == "float32"
-    assert profile_from_args(build_parser().parse_args(["train"])).hyperdas.checkpoint_every is None
+    default = profile_from_args(build_parser().parse_args(["train"]))
+    assert default.hyperdas.training.checkpoint_every is None
+
+
+def test_train_options_are_generated_from_the_config_dataclasses(capsys):
+    from dataclasses import replace
+
+    from hyperdas_tl.cli.options import parse_options
+    from hyperdas_tl.hyperdas.run import PROFILES
+
+    small = PROFILES["small"]
+    argv = ["--profile", "small", "--steps", "7", "--selection-score", "cosine",
+            "--data-seed", "3", "--weight-decay", "0"]  # fmt: skip
+    options = parse_options("train", argv, prog="t")
+    assert options.training == replace(small.hyperdas.training, n_steps=7, weight_decay=0.0)
+    assert options.architecture == replace(small.hyperdas.architecture, selection_score="cosine")
+    assert options.data == replace(small.data, seed=3)
+    with pytest.raises(SystemExit) as exit:
+        parse_options("train", ["--help"], prog="t")
+    assert exit.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--steps", "--k", "--n-hypernet-layers", "--null-init-weight", "--r0-lr",
+                 "--warmup-steps", "--no-cache-states", "--ravel", "--train-pairs"):  # fmt: skip
+        assert flag in help_text, flag
+    assert "AdamW weight decay" in help_text  # a field docstring is the help
+    assert "--target-model" not in help_text  # set by --model, recorded by the model
+
+
+def test_demo_and_evaluate_options_fail_in_one_line(tmp_path):
+    cases = {
+        "no seeds": (["demo", "--seeds"], "argument --seeds: expected at least one argument"),
+        "bad seed": (["demo", "--seeds", "-1"], "argument --seeds: must be an integer >= 0"),
+        "no checkpoint": (["evaluate"], "the following arguments are required: checkpoint"),
+        "unknown": (["train", "--bogus", "1"], "unrecognized arguments: --bogus 1"),
+    }
+    for name, (argv, expected) in cases.items():
+        done = subprocess.run([sys.executable, "-m", "hyperdas_tl", *argv], env=subprocess_env(),
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 2, (name, done.stderr)
+        assert len(done.stderr.splitlines()) == 1 and expected in done.stderr, (name, done.stderr)
 
 
 # --- pre-flight through the CLI (the model must not load) ------------------------------------
@@ -174,9 +215,11 @@ def test_rerun_and_other_model_refusals_name_the_flags(
     from hyperdas_tl.hyperdas.model import HyperDAS
     from hyperdas_tl.hyperdas.train import build_optimizer
 
-    config = HyperDASConfig(target_model="smollm2-135m", layer=2, k=4, n_hypernet_layers=1)
+    config = HyperDASConfig.build(target_model="smollm2-135m", layer=2, k=4, n_hypernet_layers=1)
     model = HyperDAS(tiny_model, config)
-    save_checkpoint(tmp_path / "checkpoint", model, optimizer=build_optimizer(model, config))
+    save_checkpoint(
+        tmp_path / "checkpoint", model, optimizer=build_optimizer(model, config.training)
+    )
     assert main(["train", "--model", "tiny-llama", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert error_lines(err) == [
@@ -252,11 +295,11 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
 
 
 def test_a_late_failure_says_which_results_were_kept(tiny_model, tmp_path, monkeypatch, capsys):
-    import hyperdas_tl.hyperdas.run as run_module
+    import hyperdas_tl.run_start as run_start
 
     ravel = write_ravel(tmp_path / "ravel")
     use_oracle_cache(tmp_path / "cache", monkeypatch)
-    monkeypatch.setattr(run_module, "load_model", lambda *a, **k: tiny_model)
+    monkeypatch.setattr(run_start, "load_model", lambda *a, **k: tiny_model)
     fail_evaluation_on("test_context", monkeypatch)
     out = tmp_path / "out"
     code = main([*small_run_args(ravel, steps=2), "--out", str(out)])
@@ -353,8 +396,8 @@ def test_evaluate_names_a_damaged_checkpoint_before_the_model_loads(
     from hyperdas_tl.hyperdas.model import HyperDAS
 
     checkpoint = tmp_path / "checkpoint"
-    save_checkpoint(checkpoint, HyperDAS(tiny_model, HyperDASConfig(target_model="tiny-llama",
-                                                                     layer=2, k=4)))  # fmt: skip
+    config = HyperDASConfig.build(target_model="tiny-llama", layer=2, k=4)
+    save_checkpoint(checkpoint, HyperDAS(tiny_model, config))
     (checkpoint / "config.json").write_text('{"format": ')
     assert main(["evaluate", str(checkpoint), "--out", str(tmp_path / "again")]) == 2
     (line,) = error_lines(capsys.readouterr().err)

@@ -31,7 +31,7 @@ SETTINGS = CompareSettings(
     das_patience=1,
     layer_epochs=1,
     probe_max_iter=20,
-    hyperdas=HyperDASConfig(
+    hyperdas=HyperDASConfig.build(
         target_model="tiny-llama",
         n_hypernet_layers=2,
         n_selection_heads=4,
@@ -335,7 +335,7 @@ def test_an_attribute_without_cause_rows_is_refused_before_training(tiny_model, 
 
 
 def test_a_trained_hyperdas_is_scored_as_given_not_retrained(tiny_model, data, monkeypatch):
-    config = dataclasses.replace(SETTINGS.hyperdas, layer=1, k=4, seed=0)
+    config = SETTINGS.hyperdas.with_fields(layer=1, k=4, seed=0)
     given = HyperDAS(tiny_model, config)
     monkeypatch.setattr(compare.units, "train_hyperdas", None)  # training would fail loudly
     report = compare_methods(tiny_model, data, 1, 4, ["no intervention", "HyperDAS"], [0],
@@ -351,7 +351,7 @@ def test_a_trained_hyperdas_is_scored_as_given_not_retrained(tiny_model, data, m
 
 
 def test_a_trained_hyperdas_that_does_not_fit_is_refused(tiny_model, data):
-    given = HyperDAS(tiny_model, dataclasses.replace(SETTINGS.hyperdas, layer=2, k=4))
+    given = HyperDAS(tiny_model, SETTINGS.hyperdas.with_fields(layer=2, k=4))
     with raises_bad_input("has layer 2, k 4"):
         compare_methods(tiny_model, data, 1, 4, ["HyperDAS"], [0], trained_hyperdas={0: given})
     with raises_bad_input("not among the seeds"):

@@ -18,7 +18,7 @@ def tiny_demo_config() -> DemoConfig:
         config.settings,
         das_max_epochs=1,
         das_patience=1,
-        hyperdas=HyperDASConfig(
+        hyperdas=HyperDASConfig.build(
             target_model="tiny-llama", n_hypernet_layers=2, n_selection_heads=4, n_steps=2,
             eval_every=2, val_batches=1,
         ),

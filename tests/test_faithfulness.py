@@ -6,7 +6,6 @@ orthonormal basis, nonsense entity, random-init target) and returns well-formed 
 """
 
 import json
-from dataclasses import replace
 
 import pytest
 import torch
@@ -86,7 +85,7 @@ def build_config(**overrides) -> HyperDASConfig:
     defaults = dict(target_model="tiny-llama", layer=2, k=4, n_hypernet_layers=2,
                     n_selection_heads=4, n_steps=2, eval_every=1, val_batches=1)  # fmt: skip
     defaults.update(overrides)
-    return HyperDASConfig(**defaults)
+    return HyperDASConfig.build(**defaults)
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +276,7 @@ def test_random_init_copy(tiny_model):
 def test_random_target_control_runs(hyperdas, batches):
     # a checkpoint trained with periodic saving records checkpoint_every; the control ignores it
     config = hyperdas.config
-    hyperdas.config = replace(config, checkpoint_every=1)
+    hyperdas.config = config.with_fields(checkpoint_every=1)
     try:
         result = random_target_control(hyperdas, batches, batches, n_steps=2)
     finally:

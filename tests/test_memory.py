@@ -16,7 +16,7 @@ def trainable(module: torch.nn.Module) -> int:
 
 def check_counts_match(target, hf_model, **config) -> None:
     """The estimate's parameter counts equal the real modules' (built the same way)."""
-    hyperdas = HyperDAS(target, HyperDASConfig(**config))
+    hyperdas = HyperDAS(target, HyperDASConfig.build(**config))
     counts = parameter_counts(hf_model.config, hyperdas.config)
     assert counts.target == sum(p.numel() for p in hf_model.parameters())
     assert counts.trainable == trainable(hyperdas)

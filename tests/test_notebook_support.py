@@ -10,8 +10,8 @@ def test_a_checkpoint_trained_for_the_profile_is_recognised(tiny_model, tmp_path
     one; a field HyperDAS records when built (the target's dtype) must be in the wanted one too,
     or every notebook trains again."""
     profile = notebook_profile("small")
-    hyperdas = replace(
-        profile.hyperdas, layer=1, n_hypernet_layers=1, n_selection_heads=4,
+    hyperdas = profile.hyperdas.with_fields(
+        layer=1, n_hypernet_layers=1, n_selection_heads=4,
         target_model=MODEL_NAME, data=profile.data.to_dict(),
     )  # fmt: skip
     profile = replace(profile, hyperdas=hyperdas)

@@ -116,7 +116,7 @@ def bench_das_step(
 ) -> dict[str, Any]:
     """DAS training step: ours (three ways) vs pyvene, time and (optionally) peak memory."""
     config = resolved(model, settings)
-    layer, k = int(config.layer), int(config.k)
+    layer, k = int(config.architecture.layer), int(config.architecture.k)
     batch = make_batch(model, settings)
     steps = {
         v: DASStep(v, model, batch, layer, k, hf_model=hf_model, n_label=settings.n_label)

@@ -18,7 +18,7 @@ def bench_eval_throughput(model: nn.Module, settings: BenchSettings) -> dict[str
     :mod:`hyperdas_tl.metrics` paths, source capture included), and of HyperDAS's own
     no-grad teacher-forced forward (one-to-one selection)."""
     config = resolved(model, settings)
-    layer, k = int(config.layer), int(config.k)
+    layer, k = int(config.architecture.layer), int(config.architecture.k)
     batch = make_batch(model, settings)
     intervention = entity_subspace_intervention(
         model, layer, random_basis(int(model.cfg.d_model), k, settings.seed)

@@ -20,7 +20,7 @@ def _identity_hook(resid: Tensor, *, hook: object) -> Tensor:
 def bench_hook_overhead(model: nn.Module, settings: BenchSettings) -> dict[str, Any]:
     """Plain forward vs identity ``hook_resid_pre`` hook vs our soft interchange hook."""
     config = resolved(model, settings)
-    layer, k = int(config.layer), int(config.k)
+    layer, k = int(config.architecture.layer), int(config.architecture.k)
     batch = make_batch(model, settings)
     ids, mask = batch.base_ids, batch.base_attention_mask
     name = resid_pre_name(model, layer)

@@ -34,7 +34,7 @@ class HyperDASStep:
 
     def __init__(self, hyperdas: HyperDAS, batch: InterventionBatch) -> None:
         self.hyperdas, self.batch = hyperdas, batch
-        self.optimizer = build_optimizer(hyperdas, hyperdas.config)
+        self.optimizer = build_optimizer(hyperdas, hyperdas.config.training)
         hyperdas.train()
 
     def forward_loss(self, clock: Callable[[str], None] | None = None) -> Tensor:
@@ -62,7 +62,7 @@ class HyperDASStep:
         loss = self.forward_loss(tick)
         loss.backward()
         tick("backward")
-        grad_clip = self.hyperdas.config.grad_clip
+        grad_clip = self.hyperdas.config.training.grad_clip
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.hyperdas.trainable_parameters(), grad_clip)
         self.optimizer.step()
@@ -130,9 +130,9 @@ def bench_hyperdas_step(model: nn.Module, settings: BenchSettings) -> dict[str, 
         p["share_of_step"] = p["median_s"] / total_median
 
     return {
-        "layer": int(config.layer),
-        "k": int(config.k),
-        "n_hypernet_layers": int(config.n_hypernet_layers),
+        "layer": int(config.architecture.layer),
+        "k": int(config.architecture.k),
+        "n_hypernet_layers": int(config.architecture.n_hypernet_layers),
         "shape": list(ids.shape),
         "concept_len": settings.concept_len,
         "trainable_params": sum(p.numel() for p in hyperdas.trainable_parameters()),

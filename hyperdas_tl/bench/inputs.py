@@ -70,7 +70,7 @@ def load_hf_twin(name: str, vocab: int) -> nn.Module:
 
 def resolved(model: nn.Module, settings: BenchSettings) -> HyperDASConfig:
     """The HyperDAS config of the run (fixes the default layer and k for every section)."""
-    return HyperDASConfig(
+    return HyperDASConfig.build(
         target_model=settings.model,
         layer=settings.layer,
         k=settings.k,

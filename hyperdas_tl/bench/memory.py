@@ -67,9 +67,9 @@ def memory_check(model: nn.Module, settings: BenchSettings) -> dict[str, Any]:
     dtype = next(model.parameters()).dtype
     estimate = estimate_training_memory(
         model.original_model.config,
-        n_hypernet_layers=int(config.n_hypernet_layers),
-        k=int(config.k),
-        layer=int(config.layer),
+        n_hypernet_layers=int(config.architecture.n_hypernet_layers),
+        k=int(config.architecture.k),
+        layer=int(config.architecture.layer),
         batch=settings.batch,
         seq=settings.seq,
         concept_len=settings.concept_len,

@@ -68,8 +68,8 @@ def memory_probe(variant: str, settings: BenchSettings) -> dict[str, Any]:
             name,
             model,
             batch,
-            int(config.layer),
-            int(config.k),
+            int(config.architecture.layer),
+            int(config.architecture.k),
             hf_model=hf_model,
             n_label=settings.n_label,
         )

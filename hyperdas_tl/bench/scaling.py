@@ -17,7 +17,7 @@ def bench_scaling(model: nn.Module, settings: BenchSettings) -> dict[str, Any]:
     """DAS step (ours) and HyperDAS step time vs batch size (at ``seq``) and vs sequence
     length (at ``batch``); every cell interleaved in one loop."""
     config = resolved(model, settings)
-    layer, k = int(config.layer), int(config.k)
+    layer, k = int(config.architecture.layer), int(config.architecture.k)
     hyperdas = HyperDAS(model, config)
     cells = [("batch", b, settings.seq) for b in settings.scaling_batches]
     cells += [("seq", settings.batch, s) for s in settings.scaling_seqs]

@@ -11,8 +11,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from hyperdas_tl.cli.checks import CLIError
-
 
 def run_quickstart(args: argparse.Namespace) -> int:
     from hyperdas_tl.models import load_model
@@ -35,39 +33,8 @@ def run_quickstart(args: argparse.Namespace) -> int:
 
 
 def profile_from_args(args: argparse.Namespace):
-    """The named profile with the command line's overrides (the configs validate here)."""
-    from dataclasses import replace
-
-    from hyperdas_tl.hyperdas.run import PROFILES
-
-    profile = PROFILES[args.profile]
-    data_overrides = {
-        "source": args.source,
-        "domain": args.domain,
-        "attributes": tuple(args.attributes) if args.attributes else None,
-        "ravel_path": args.ravel,
-        "batch_size": args.batch_size,
-        "max_entities": args.max_entities,
-        "train_pairs": args.train_pairs,
-        "eval_pairs": args.eval_pairs,
-    }
-    model_overrides = {
-        "layer": args.layer,
-        "k": args.k,
-        "n_hypernet_layers": args.n_hypernet_layers,
-        "n_steps": args.steps,
-        "lr": args.lr,
-        "head_lr": args.head_lr,
-        "null_init_weight": args.null_init_weight,
-        "cache_target_states": None if args.cache_states else False,
-        "checkpoint_every": args.checkpoint_every,
-        "seed": args.seed,
-    }
-    data = replace(profile.data, **{k: v for k, v in data_overrides.items() if v is not None})
-    hyper = replace(profile.hyperdas, **{k: v for k, v in model_overrides.items() if v is not None})
-    eval_modes = tuple(args.eval_modes) if args.eval_modes else profile.eval_modes
-    precision = args.precision or profile.precision
-    return replace(profile, data=data, hyperdas=hyper, eval_modes=eval_modes, precision=precision)
+    """The named profile with the command line's settings (the configs validate here)."""
+    return args.options.to_profile()
 
 
 def print_results(results, out_dir: Path | None) -> None:
@@ -112,20 +79,21 @@ def keep_results_noted(out_dir: Path | None) -> Iterator[None]:
 def run_train(args: argparse.Namespace) -> int:
     from hyperdas_tl.run_dir import check_out_dir, run_lock
 
-    check_out_dir(args.out)
-    with run_lock(args.out):
+    options = args.options
+    check_out_dir(options.out)
+    with run_lock(options.out):
         from hyperdas_tl.hooks import finite_checks
         from hyperdas_tl.hyperdas.run import train_and_evaluate
 
         profile = profile_from_args(args)
-        with keep_results_noted(args.out), finite_checks():
+        with keep_results_noted(options.out), finite_checks():
             run = train_and_evaluate(
                 profile,
-                model_name=args.model,
-                out_dir=args.out,
-                device=args.device,
-                resume=args.resume,
-                threads=args.threads,
+                model_name=options.model,
+                out_dir=options.out,
+                device=options.device,
+                resume=options.resume,
+                threads=options.threads,
             )
     print(f"trained {run.train.steps} steps; seconds: {run.seconds}")
     print_results(run.results, run.out_dir)
@@ -133,23 +101,22 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    if not args.checkpoint.is_dir():
-        raise CLIError(f"checkpoint {args.checkpoint} is not a folder")
-    if args.out is None:
-        return _evaluate(args)
+    options = args.options
+    if options.out is None:
+        return _evaluate(options)
     from hyperdas_tl.run_dir import check_out_dir, run_lock
 
-    check_out_dir(args.out)
-    with run_lock(args.out), keep_results_noted(args.out):
-        return _evaluate(args)
+    check_out_dir(options.out)
+    with run_lock(options.out), keep_results_noted(options.out):
+        return _evaluate(options)
 
 
-def _evaluate(args: argparse.Namespace) -> int:
+def _evaluate(options) -> int:
     from hyperdas_tl.hooks import finite_checks
     from hyperdas_tl.hyperdas.run import evaluate_checkpoint
 
     with finite_checks():
-        run = evaluate_checkpoint(args.checkpoint, out_dir=args.out, device=args.device)
+        run = evaluate_checkpoint(options.checkpoint, out_dir=options.out, device=options.device)
     print_results(run.results, None)
     return 0
 
@@ -160,52 +127,53 @@ def demo_config_from_args(args: argparse.Namespace):
 
     from hyperdas_tl.demo import DemoConfig
 
+    options = args.options
     config = DemoConfig()
     settings = config.settings
-    if args.steps is not None:
-        settings = replace(settings, hyperdas=replace(settings.hyperdas, n_steps=args.steps))
+    if options.steps is not None:
+        settings = replace(settings, hyperdas=settings.hyperdas.with_fields(n_steps=options.steps))
     return replace(
         config,
         settings=settings,
-        seeds=tuple(args.seeds) if args.seeds else config.seeds,
-        layer=config.layer if args.layer is None else args.layer,
-        k=config.k if args.k is None else args.k,
+        seeds=tuple(options.seeds) if options.seeds else config.seeds,
+        layer=config.layer if options.layer is None else options.layer,
+        k=config.k if options.k is None else options.k,
     )
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
     from hyperdas_tl.run_dir import check_out_dir, run_lock
 
-    check_out_dir(args.out)
-    with run_lock(args.out):
+    options = args.options
+    check_out_dir(options.out)
+    with run_lock(options.out):
         config = demo_config_from_args(args)
         from hyperdas_tl.demo import run_demo
-        from hyperdas_tl.experiment import build_experiment_data
         from hyperdas_tl.hooks import finite_checks
-        from hyperdas_tl.models import default_device, load_model
-        from hyperdas_tl.precision import precision_name, resolve_precision
-        from hyperdas_tl.provenance import make_reproducible, run_provenance
+        from hyperdas_tl.run_start import start_run
 
-        threads = make_reproducible(config.seeds[0], args.threads)
-        device = args.device or default_device()
-        dtype = resolve_precision(args.precision, device)
         start = time.perf_counter()
-        model = load_model(args.model, device=device, dtype=dtype)
-        data = build_experiment_data(model, config.data, model_name=args.model)
-        seconds = {"model_and_data": time.perf_counter() - start}
+        started = start_run(
+            options.model,
+            config.data,
+            seed=config.seeds[0],
+            threads=options.threads,
+            device=options.device,
+            precision=options.precision,
+        )
         metadata = {
-            "model": args.model,
-            "examples": data.counts(),
-            "seconds": seconds,
-            "provenance": run_provenance(
-                seed=config.seeds[0], threads=threads, dtype=precision_name(dtype)
-            ),
+            "model": options.model,
+            "examples": started.data.counts(),
+            "seconds": {"model_and_data": started.seconds},
+            "provenance": started.provenance,
         }
         with finite_checks():
-            result = run_demo(model, data, config, out_dir=args.out, metadata=metadata)
+            result = run_demo(
+                started.model, started.data, config, out_dir=options.out, metadata=metadata
+            )
     total = time.perf_counter() - start
     print(result.to_markdown())
-    print(f"results: {args.out / 'summary.json'}  ({total:.0f} s after start-up)")
+    print(f"results: {options.out / 'summary.json'}  ({total:.0f} s after start-up)")
     return 0
 
 

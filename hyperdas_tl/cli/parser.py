@@ -22,18 +22,16 @@ Fail before the work, recover after a crash:
 """
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+from hyperdas_tl.choices import PRECISIONS, RAVEL_DOMAINS
 from hyperdas_tl.cli.checks import (
-    attribute_name,
+    argparse_type,
     check_demo_args,
+    check_evaluate_args,
     check_train_args,
-    non_negative_float,
-    non_negative_int,
-    open_unit_float,
-    positive_float,
-    positive_int,
 )
 from hyperdas_tl.cli.commands import (
     run_demo_command,
@@ -42,32 +40,53 @@ from hyperdas_tl.cli.commands import (
     run_reproduce,
     run_train,
 )
-
-DEMO_OUT = Path("runs") / "demo"
-TRAIN_OUT = Path("runs") / "train"
-SMOLLM2_NAME = "smollm2-135m"
-MODEL_CHOICES = (
+from hyperdas_tl.cli.options import (
+    DEMO_OUT,
+    MODEL_CHOICES,
+    OPTIONS,
     SMOLLM2_NAME,
-    "tiny-llama",
-    "meta-llama/Meta-Llama-3-8B",
-    "meta-llama/Meta-Llama-3-8B-Instruct",
+    TRAIN_OUT,
+    OptionError,
+    parse_options,
 )
-"""= :data:`hyperdas_tl.models.KNOWN_MODELS` (spelled out so ``--help`` needs no torch; a test
-checks they agree)."""
-PROFILE_CHOICES = ("full", "quick", "small")
-"""= ``sorted(hyperdas_tl.hyperdas.run.PROFILES)`` (idem)."""
-RAVEL_DOMAIN_CHOICES = ("city", "nobel_prize_winner", "occupation", "physical_object", "verb")
-"""= :data:`hyperdas_tl.data.ravel.RAVEL_DOMAINS` (idem)."""
-PRECISION_CHOICES = ("auto", "float32", "bfloat16")
-"""= :data:`hyperdas_tl.precision.PRECISIONS` (idem)."""
+from hyperdas_tl.config_values import non_negative_float, non_negative_int
+from hyperdas_tl.hyperdas.profiles import PROFILES
+
+PROFILE_CHOICES = tuple(sorted(PROFILES))
+RAVEL_DOMAIN_CHOICES = RAVEL_DOMAINS
+PRECISION_CHOICES = PRECISIONS
 EXIT_ERROR = 2
+__all__ = ["DEMO_OUT", "MODEL_CHOICES", "SMOLLM2_NAME", "TRAIN_OUT", "build_parser"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``error: <message> (see <prog> --help)``, exit 2."""
+    """argparse with one-line errors: ``error: <message> (see <prog> --help)``, exit 2.
+
+    ``train``, ``evaluate`` and ``demo`` take their options from tyro
+    (:mod:`hyperdas_tl.cli.options`): :meth:`parse_args` hands a command's arguments to
+    :func:`~hyperdas_tl.cli.options.parse_options` and keeps the result as ``args.options``.
+    """
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_ERROR, f"error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> argparse.Namespace:
+        parsed, rest = self.parse_known_args(args, namespace)
+        command = getattr(parsed, "command", None)
+        if command not in OPTIONS:
+            if rest:
+                self.error(f"unrecognized arguments: {' '.join(rest)}")
+            return parsed
+        prog = f"{self.prog} {command}"
+        try:
+            parsed.options = parse_options(command, rest, prog=prog)
+        except OptionError as error:
+            self.exit(EXIT_ERROR, f"error: {error} (see {prog} --help)\n")
+        parsed.verbose = parsed.verbose or parsed.options.verbose
+        parsed.debug = parsed.debug or parsed.options.debug
+        return parsed
 
 
 def add_common_args(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
@@ -81,96 +100,6 @@ def add_common_args(parser: argparse.ArgumentParser, *, top_level: bool) -> None
     )
 
 
-def add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=SMOLLM2_NAME, choices=MODEL_CHOICES)
-    parser.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
-
-
-def add_train_args(parser: argparse.ArgumentParser) -> None:
-    add_model_args(parser)
-    parser.add_argument("--profile", default="quick", choices=PROFILE_CHOICES)
-    parser.add_argument("--out", type=Path, default=TRAIN_OUT, help="results + checkpoint dir")
-    parser.add_argument("--resume", action="store_true", help="continue a killed run in --out")
-    parser.add_argument(
-        "--checkpoint-every",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help="also save a (crash-safe) checkpoint every N steps, for --resume",
-    )
-    parser.add_argument(
-        "--threads", type=positive_int, default=None, help="torch threads (recorded in results)"
-    )
-    parser.add_argument("--source", choices=("geonames", "ravel"), default=None)
-    parser.add_argument(
-        "--domain", default=None, choices=RAVEL_DOMAIN_CHOICES, help="RAVEL entity type (city)"
-    )
-    parser.add_argument("--attributes", nargs="+", type=attribute_name, default=None)
-    parser.add_argument("--ravel", default=None, help="RAVEL data.tgz or folder")
-    parser.add_argument("--layer", type=non_negative_int, default=None)
-    parser.add_argument("--k", type=positive_int, default=None, help="subspace rank")
-    parser.add_argument("--n-hypernet-layers", type=positive_int, default=None, help="N")
-    parser.add_argument("--steps", type=positive_int, default=None)
-    parser.add_argument("--batch-size", type=positive_int, default=None)
-    parser.add_argument("--lr", type=positive_float, default=None)
-    parser.add_argument(
-        "--head-lr",
-        type=positive_float,
-        default=None,
-        help="lr of the selection / Householder heads",
-    )
-    parser.add_argument(
-        "--null-init-weight", type=open_unit_float, default=None, help="starting 'keep base' weight"
-    )
-    parser.add_argument(
-        "--no-cache-states",
-        dest="cache_states",
-        action="store_false",
-        help="recompute the frozen target states on every visit (the cache is on by default)",
-    )
-    parser.add_argument(
-        "--eval-modes",
-        nargs="+",
-        choices=("teacher_forced", "generation"),
-        default=None,
-        help="how the test splits are judged (default: both)",
-    )
-    parser.add_argument(
-        "--precision",
-        choices=PRECISION_CHOICES,
-        default=None,
-        help="dtype of the frozen target (default auto: bfloat16 where the hardware has it)",
-    )
-    parser.add_argument("--seed", type=non_negative_int, default=None)
-    parser.add_argument("--max-entities", type=positive_int, default=None)
-    parser.add_argument("--train-pairs", type=positive_int, default=None)
-    parser.add_argument("--eval-pairs", type=positive_int, default=None)
-
-
-def add_demo_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=SMOLLM2_NAME, choices=MODEL_CHOICES)
-    parser.add_argument("--device", default=None, help="default: CUDA when available")
-    parser.add_argument("--out", type=Path, default=DEMO_OUT, help="results folder")
-    parser.add_argument(
-        "--threads", type=positive_int, default=None, help="torch threads (recorded in results)"
-    )
-    parser.add_argument(
-        "--seeds", nargs="+", type=non_negative_int, default=None, help="default: 0"
-    )
-    parser.add_argument("--steps", type=positive_int, default=None, help="HyperDAS steps")
-    parser.add_argument("--layer", type=non_negative_int, default=None)
-    parser.add_argument("--k", type=positive_int, default=None, help="subspace rank")
-    parser.add_argument(
-        "--precision",
-        choices=PRECISION_CHOICES,
-        default="auto",
-        help="dtype of the frozen target (default auto: bfloat16 where the hardware has it)",
-    )
-    parser.add_argument(
-        "--resume", action="store_true", help="keep the finished methods in --out, run the rest"
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="hyperdas_tl", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -180,32 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     quick = commands.add_parser("quickstart", help="load the model and apply one interchange")
     add_common_args(quick, top_level=False)
-    add_model_args(quick)
-    quick.add_argument("--layer", type=non_negative_int, default=4)
+    quick.add_argument("--model", default=SMOLLM2_NAME, choices=MODEL_CHOICES)
+    quick.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
+    quick.add_argument("--layer", type=argparse_type(non_negative_int), default=4)
     quick.set_defaults(func=run_quickstart)
 
-    train = commands.add_parser(
-        "train", help="train HyperDAS, evaluate every read-out, save results + checkpoint"
-    )
-    add_common_args(train, top_level=False)
-    add_train_args(train)
-    train.set_defaults(func=run_train, check=check_train_args)
-
-    demo = commands.add_parser(
-        "demo",
-        help="the main job: HyperDAS beside a no-op and per-attribute DAS on the offline data, "
-        "with 95%% intervals",
-    )
-    add_common_args(demo, top_level=False)
-    add_demo_args(demo)
-    demo.set_defaults(func=run_demo_command, check=check_demo_args)
-
-    ev = commands.add_parser("evaluate", help="score a saved checkpoint again")
-    add_common_args(ev, top_level=False)
-    ev.add_argument("checkpoint", type=Path)
-    ev.add_argument("--out", type=Path, default=None)
-    ev.add_argument("--device", default=None)
-    ev.set_defaults(func=run_evaluate)
+    # options from tyro (hyperdas_tl.cli.options); their --help is tyro's
+    for name, func, check in (
+        ("train", run_train, check_train_args),
+        ("demo", run_demo_command, check_demo_args),
+        ("evaluate", run_evaluate, check_evaluate_args),
+    ):
+        help_text = (OPTIONS[name].__doc__ or "").strip().replace("%", "%%")
+        command = commands.add_parser(name, help=help_text, add_help=False)
+        command.set_defaults(func=func, check=check)
 
     rep = commands.add_parser(
         "reproduce", help="re-run a results file's recorded command into a fresh folder, compare"
@@ -214,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("results", type=Path, help="a results JSON with a provenance block")
     rep.add_argument("--out", type=Path, default=None, help="default: runs/reproduce/<name>-<time>")
     rep.add_argument(
-        "--tolerance", type=non_negative_float, default=0.0, help="max |delta| per score"
+        "--tolerance",
+        type=argparse_type(non_negative_float),
+        default=0.0,
+        help="max |delta| per score",
     )
     rep.set_defaults(func=run_reproduce)
     return parser

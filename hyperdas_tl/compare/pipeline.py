@@ -60,9 +60,9 @@ def _check_trained_hyperdas(
             raise ValueError(f"trained_hyperdas has seed {seed}, not among the seeds {seeds}")
         if hyperdas.target is not model:
             raise ValueError(f"trained_hyperdas[{seed}] sits on another target model")
-        if (hyperdas.layer, hyperdas.config.k) != (layer, k):
+        if (hyperdas.layer, hyperdas.k) != (layer, k):
             raise ValueError(
-                f"trained_hyperdas[{seed}] has layer {hyperdas.layer}, k {hyperdas.config.k}; "
+                f"trained_hyperdas[{seed}] has layer {hyperdas.layer}, k {hyperdas.k}; "
                 f"the comparison runs at layer {layer}, k {k}"
             )
 

@@ -2,7 +2,6 @@
 probes, HyperDAS; the controls need no training) and scored on every evaluation split, as
 :class:`~hyperdas_tl.compare.records.ExampleRecord`\ s."""
 
-import dataclasses
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -146,8 +145,8 @@ def _run_hyperdas(ctx: UnitContext, seed: int) -> UnitResult:
     if seed in ctx.trained_hyperdas:
         given = ctx.trained_hyperdas[seed].eval()
         return UnitResult(_read_outs(given), {"config": given.config.to_dict(), "given": True})
-    config = dataclasses.replace(
-        settings.hyperdas, layer=ctx.layer, k=ctx.k, seed=seed, data=ctx.data.config.to_dict()
+    config = settings.hyperdas.with_fields(
+        layer=ctx.layer, k=ctx.k, seed=seed, data=ctx.data.config.to_dict()
     )
     train = ctx.batches["train"]
     if settings.hyperdas_batch_size is not None:
@@ -166,14 +165,13 @@ def _run_hyperdas(ctx: UnitContext, seed: int) -> UnitResult:
     trained = train_hyperdas(
         hyperdas,
         train,
-        hyperdas.config,
         val_batches=ctx.batches[settings.val_split],
         show_progress=settings.show_progress,
     )
     curves = {
         "config": hyperdas.config.to_dict(),
         "steps": trained.steps,
-        "history": trained.history,
+        "history": [record.to_dict() for record in trained.history],
     }
     return UnitResult(_read_outs(hyperdas), curves)
 

@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import Literal
 
 from hyperdas_tl.cache import build_atomically, cache_dir, file_sha256
+from hyperdas_tl.choices import RAVEL_DOMAINS
 
 logger = logging.getLogger(__name__)
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
 PLACEHOLDER = "%s"
-RAVEL_DOMAINS = ("city", "nobel_prize_winner", "occupation", "physical_object", "verb")
 RAVEL_ENV_VAR = "HYPERDAS_TL_RAVEL"
 RAVEL_URL = "https://github.com/explanare/ravel/raw/main/data.tgz"
 RAVEL_SHA256 = "b148f0ded1979cb0e17e301cfda41cb120517a109d3c758cc768e376946d96bc"

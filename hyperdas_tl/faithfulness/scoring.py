@@ -133,7 +133,7 @@ def score_hyperdas(
     return teacher_forced_result(
         method or f"HyperDAS ({selection_mode})",
         judgements,
-        metadata={"layer": hyperdas.layer, "k": hyperdas.config.k},
+        metadata={"layer": hyperdas.layer, "k": hyperdas.k},
     )
 
 

@@ -157,7 +157,7 @@ def selection_statistics(
                 mode,
                 base_mask,
                 source_mask,
-                hyperdas.config.one_to_one_floor,
+                hyperdas.config.architecture.one_to_one_floor,
             )
             replaced = (1.0 - selection[:, -1]) * base_mask
             given = selection[:, :-1].sum(dim=-1) * source_mask

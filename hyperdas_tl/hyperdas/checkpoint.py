@@ -3,8 +3,9 @@
 ::
 
     checkpoint/
-      config.json              HyperDASConfig (target name, layer, k, N, data settings, ...),
-                               the target's config (n_layers, d_model, d_vocab, heads, n_ctx...)
+      config.json              HyperDASConfig (its architecture: target name, layer, k, N, ...;
+                               the training run and data settings), the target's config
+                               (n_layers, d_model, d_vocab, heads, n_ctx...)
                                and the checkpoint's identity (see below); written last
       weights.safetensors      HyperDAS.state_dict() (never the frozen target), with the
                                identity in its safetensors metadata
@@ -47,6 +48,7 @@ from safetensors.torch import load_file, save_file
 
 from hyperdas_tl.atomic_write import fsync_dir, fsync_file
 from hyperdas_tl.hyperdas.config import HyperDASConfig
+from hyperdas_tl.hyperdas.history import TrainingStep
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.models import module_device
 from hyperdas_tl.target import TargetModel
@@ -63,19 +65,6 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 TRAINER_FILE = "trainer_state.json"
 TMP_SUFFIX = ".tmp"
 OLD_SUFFIX = ".old"
-ARCHITECTURE_FIELDS = (
-    "target_model",
-    "layer",
-    "k",
-    "n_hypernet_layers",
-    "state_routing",
-    "n_selection_heads",
-    "null_init_weight",
-    "skip_attention_sink",
-    "selection_score",
-    "train_embedding",
-    "seed",
-)
 TARGET_CONFIG_FIELDS = (
     "n_layers",
     "d_model",
@@ -104,7 +93,7 @@ class TrainerState:
 
     step: int = 0
     """Optimiser steps completed."""
-    history: list[dict[str, int | float]] = field(default_factory=list)
+    history: list[TrainingStep] = field(default_factory=list)
     """One record per completed step (loss parts, and validation accuracy when evaluated)."""
 
 
@@ -138,11 +127,12 @@ def target_config_hash(fingerprint: dict[str, Any]) -> str:
 def checkpoint_identity(config: HyperDASConfig, fingerprint: dict[str, Any]) -> dict[str, str]:
     """What a checkpoint belongs to (:data:`IDENTITY_KEYS`), as strings (safetensors metadata
     holds strings only)."""
+    arch = config.architecture
     return {
-        "target_model": str(config.target_model),
+        "target_model": str(arch.target_model),
         "target_config_sha256": target_config_hash(fingerprint),
-        "layer": str(config.layer),
-        "k": str(config.k),
+        "layer": str(arch.layer),
+        "k": str(arch.k),
         "d_model": str(fingerprint["d_model"]),
     }
 
@@ -230,7 +220,8 @@ def save_checkpoint(
             save_file(tensors, tmp / OPTIMIZER_FILE, metadata={"format": "pt"})
             fsync_file(tmp / OPTIMIZER_FILE)
             state = trainer_state or TrainerState()
-            trainer = {"step": state.step, "history": state.history, "param_groups": groups}
+            history = [record.to_dict() for record in state.history]
+            trainer = {"step": state.step, "history": history, "param_groups": groups}
             _write_json(tmp / TRAINER_FILE, trainer, indent=2)
         meta = {
             "format": FORMAT,
@@ -363,21 +354,22 @@ def check_target_matches(directory: str | Path, target: TargetModel) -> HyperDAS
     config = check_checkpoint_consistent(directory)
     _, recorded = read_checkpoint_config(directory)
     actual = target_fingerprint(target)
+    arch = config.architecture
     differ = [k for k in TARGET_CONFIG_FIELDS if k in recorded and recorded[k] != actual[k]]
     target_name = getattr(target.cfg, "model_name", None)
     if differ:
         was = ", ".join(f"{k}={recorded[k]}" for k in differ)
         has = ", ".join(f"{k}={actual[k]}" for k in differ)
         raise CheckpointError(
-            f"checkpoint {directory} was trained on model {config.target_model!r} with {was}, "
+            f"checkpoint {directory} was trained on model {arch.target_model!r} with {was}, "
             f"but the given target ({target_name!r}) has {has}; load the same target model "
-            f"(layer {config.layer}, d_model {recorded['d_model']})"
+            f"(layer {arch.layer}, d_model {recorded['d_model']})"
         )
-    if isinstance(target_name, str) and target_name != config.target_model:
+    if isinstance(target_name, str) and target_name != arch.target_model:
         logger.warning(
             "checkpoint %s was trained on model %r; the given target is %r (same architecture)",
             directory,
-            config.target_model,
+            arch.target_model,
             target_name,
         )
     return config
@@ -395,11 +387,12 @@ def load_weights(directory: str | Path, model: HyperDAS) -> None:
     """Load a checkpoint's weights into an existing model with the same architecture."""
     directory = Path(directory)
     config = check_target_matches(directory, model.target)
-    for name in ARCHITECTURE_FIELDS:
-        if getattr(config, name) != getattr(model.config, name):
+    saved, built = config.weight_fields(), model.config.weight_fields()
+    for name, value in saved.items():
+        if value != built[name]:
             raise ValueError(
-                f"checkpoint {directory} has {name}={getattr(config, name)!r} but the model has "
-                f"{name}={getattr(model.config, name)!r}"
+                f"checkpoint {directory} has {name}={value!r} but the model has "
+                f"{name}={built[name]!r}"
             )
     device = module_device(model)
     path = directory / WEIGHTS_FILE
@@ -416,7 +409,7 @@ def load_weights(directory: str | Path, model: HyperDAS) -> None:
         if tuple(tensor.shape) != tuple(expected[name].shape):
             raise CheckpointError(
                 f"{path}: tensor {name} has shape {tuple(tensor.shape)} but the model (layer "
-                f"{model.config.layer}, k={model.config.k}) expects {tuple(expected[name].shape)}"
+                f"{model.layer}, k={model.k}) expects {tuple(expected[name].shape)}"
             )
     model.load_state_dict(weights, strict=True)
 
@@ -453,7 +446,8 @@ def load_training_state(directory: str | Path, optimizer: torch.optim.Optimizer)
     tensors = _read_safetensors(directory / OPTIMIZER_FILE, device="cpu")
     try:
         optimizer.load_state_dict(_unflatten_optimizer(tensors, trainer["param_groups"]))
-        return TrainerState(step=int(trainer["step"]), history=list(trainer["history"]))
+        history = [TrainingStep.from_dict(record) for record in trainer["history"]]
+        return TrainerState(step=int(trainer["step"]), history=history)
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(
             f"{directory / TRAINER_FILE} / {OPTIMIZER_FILE} do not fit this model's optimiser "

@@ -109,10 +109,12 @@ class HyperDASOutput:
 
 def config_for_target(config: HyperDASConfig, target: TargetModel) -> HyperDASConfig:
     """``config`` as a HyperDAS built on ``target`` records it: layer and rank resolved for the
-    target's size, and the target's dtype filled in when the config does not name one."""
+    target's size, ``head_lr`` fixed, and the target's dtype filled in when the architecture does
+    not name one."""
     config = config.resolved_for(int(target.cfg.n_layers), int(target.cfg.d_model))
-    if config.target_dtype is None:
-        config = replace(config, target_dtype=precision_name(model_dtype(target)))
+    if config.architecture.target_dtype is None:
+        dtype = precision_name(model_dtype(target))
+        config = replace(config, architecture=replace(config.architecture, target_dtype=dtype))
     return config
 
 
@@ -130,22 +132,23 @@ class HyperDAS(nn.Module):
         self.config = config
         object.__setattr__(self, "_target", target)  # a reference, not a submodule
         device = module_device(target)
+        arch = config.architecture
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
+            torch.manual_seed(config.training.seed)
             self.hypernetwork = Hypernetwork.from_target(
                 target,
-                config.n_hypernet_layers,
-                routing=config.state_routing,
-                train_embedding=config.train_embedding,
+                arch.n_hypernet_layers,
+                routing=arch.state_routing,
+                train_embedding=arch.train_embedding,
             )
             self.selection = PositionSelection(
                 d_model,
-                config.n_selection_heads,
-                config.null_init_weight,
-                config.selection_score,
-                config.selection_temperature,
+                arch.n_selection_heads,
+                arch.null_init_weight,
+                arch.selection_score,
+                arch.selection_temperature,
             )
-            self.subspace = HouseholderSubspace(d_model, config.k)  # type: ignore[arg-type]
+            self.subspace = HouseholderSubspace(d_model, self.k)
         # float32 master weights whatever the target's dtype (a bf16 target runs under autocast)
         self.to(device=device, dtype=torch.float32)
 
@@ -156,7 +159,13 @@ class HyperDAS(nn.Module):
 
     @property
     def layer(self) -> int:
-        return int(self.config.layer)  # type: ignore[arg-type]
+        """The intervention layer L (resolved when the model was built)."""
+        return int(self.config.architecture.layer)  # type: ignore[arg-type]
+
+    @property
+    def k(self) -> int:
+        """The rank of the intervened subspace (resolved when the model was built)."""
+        return int(self.config.architecture.k)  # type: ignore[arg-type]
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
@@ -169,7 +178,7 @@ class HyperDAS(nn.Module):
         masks = []
         for name in ("base_intervenable", "source_intervenable"):
             mask = getattr(batch, name).bool()
-            if self.config.skip_attention_sink:
+            if self.config.architecture.skip_attention_sink:
                 mask = mask.clone()
                 mask[:, 0] = False
                 if not bool(mask.any(dim=1).all()):
@@ -203,7 +212,11 @@ class HyperDAS(nn.Module):
                 encoding, states.base.at(layer), states.source.at(layer), base_mask, source_mask
             )
             selection = read_out(
-                soft, selection_mode, base_mask, source_mask, self.config.one_to_one_floor
+                soft,
+                selection_mode,
+                base_mask,
+                source_mask,
+                self.config.architecture.one_to_one_floor,
             )
             # R(e) in float32 even under autocast: its columns must stay orthonormal to 1e-3
             with torch.autocast(device_type=encoding.device.type, enabled=False):
@@ -266,8 +279,8 @@ class HyperDAS(nn.Module):
                 batch.labels,
                 batch.is_cause,
                 weights.soft_selection,
-                cause_weight=self.config.cause_weight,
-                isolate_weight=self.config.isolate_weight,
+                cause_weight=self.config.training.cause_weight,
+                isolate_weight=self.config.training.isolate_weight,
                 sparsity_weight=sparsity_weight,
                 positions=positions,
             )

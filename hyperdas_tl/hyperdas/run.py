@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +27,17 @@ from hyperdas_tl.experiment import (
     load_domain,
 )
 from hyperdas_tl.hyperdas.checkpoint import (
-    ARCHITECTURE_FIELDS,
     check_checkpoint_consistent,
     check_training_files,
     has_checkpoint,
     load_hyperdas,
     read_checkpoint_config,
 )
-from hyperdas_tl.hyperdas.config import (
-    SELECTION_MODES,
-    HyperDASConfig,
-    SelectionMode,
-    default_k,
-)
+from hyperdas_tl.hyperdas.config import SELECTION_MODES, SelectionMode
 from hyperdas_tl.hyperdas.intervention import hyperdas_intervention
 from hyperdas_tl.hyperdas.model import HyperDAS
+from hyperdas_tl.hyperdas.profiles import PROFILES as PROFILES
+from hyperdas_tl.hyperdas.profiles import Profile
 from hyperdas_tl.hyperdas.train import TrainResult, train_hyperdas
 from hyperdas_tl.metrics import (
     JUDGE_MODES,
@@ -52,8 +48,9 @@ from hyperdas_tl.metrics import (
     results_to_markdown,
 )
 from hyperdas_tl.models import default_device, load_model
-from hyperdas_tl.precision import Precision, model_dtype, precision_name, resolve_precision
-from hyperdas_tl.provenance import make_reproducible, run_provenance
+from hyperdas_tl.precision import Precision, precision_name, resolve_precision
+from hyperdas_tl.provenance import run_provenance
+from hyperdas_tl.run_start import start_run
 from hyperdas_tl.target import TargetModel
 
 logger = logging.getLogger(__name__)
@@ -61,49 +58,6 @@ logger = logging.getLogger(__name__)
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
 CHECKPOINT_DIR = "checkpoint"
-
-
-@dataclass
-class Profile:
-    """A named size of run."""
-
-    data: DataConfig
-    hyperdas: HyperDASConfig
-    eval_modes: tuple[JudgeMode, ...] = JUDGE_MODES
-    max_new_tokens: int = 6
-    """Generation judging: tokens generated per prompt (the label must fit)."""
-    precision: Precision = "auto"
-    """Dtype of the frozen target (:mod:`hyperdas_tl.precision`): ``"auto"`` = bfloat16 where
-    the hardware has native bf16 (AMX / AVX512-BF16 CPUs, bf16 GPUs), else float32; what is
-    trained keeps float32 master weights either way."""
-
-    def eval_config(self, show_progress: bool = True) -> EvalConfig:
-        return EvalConfig(
-            modes=self.eval_modes,
-            max_new_tokens=self.max_new_tokens,
-            show_progress=show_progress,
-        )
-
-
-PROFILES: dict[str, Profile] = {
-    # a few minutes on 2 CPU cores: the demo and the notebooks' CI profile
-    "quick": Profile(
-        DataConfig(max_entities=60, max_templates=4, train_pairs=96, eval_pairs=16, batch_size=8,
-                   instance_attributes=("Country", "Continent", "Language")),
-        HyperDASConfig(layer=10, n_hypernet_layers=4, n_steps=40, lr=3e-4, eval_every=20),
-    ),
-    # tens of minutes on 2 CPU cores
-    "small": Profile(
-        DataConfig(train_pairs=512, eval_pairs=128, batch_size=16),
-        HyperDASConfig(layer=10, n_hypernet_layers=8, n_steps=400, lr=2e-4, eval_every=50),
-    ),
-    # RAVEL-sized caps; wants a GPU
-    "full": Profile(
-        DataConfig(max_entities=400, max_templates=12, train_pairs=4000, eval_pairs=500,
-                   batch_size=32),
-        HyperDASConfig(layer=10, n_hypernet_layers=8, n_steps=3000, lr=1e-4, eval_every=200),
-    ),
-}  # fmt: skip
 
 
 @dataclass
@@ -146,7 +100,7 @@ def evaluate_hyperdas(
                     method=f"{name} ({mode})",
                     setting=split,
                     config=eval_config,
-                    metadata={"layer": model.layer, "k": model.config.k},
+                    metadata={"layer": model.layer, "k": model.k},
                 )
             )
         if on_split is not None:
@@ -197,24 +151,19 @@ def check_resumable(checkpoint: Path, profile: Profile, model_name: str) -> None
     config = check_checkpoint_consistent(checkpoint)
     check_training_files(checkpoint)
     _, target = read_checkpoint_config(checkpoint)
-    if config.target_model != model_name:
+    trained_on = config.architecture.target_model
+    if trained_on != model_name:
         raise ValueError(
-            f"{checkpoint} was trained on model {config.target_model!r}, not {model_name!r}; "
-            f"pass --model {config.target_model} to resume it, or choose another --out"
+            f"{checkpoint} was trained on model {trained_on!r}, not {model_name!r}; "
+            f"pass --model {trained_on} to resume it, or choose another --out"
         )
-    wanted = replace(profile.hyperdas, target_model=model_name)
-    n_layers, d_model = int(target["n_layers"]), int(target["d_model"])
-    resolved = {
-        "layer": n_layers // 2 if wanted.layer is None else wanted.layer,
-        "k": default_k(d_model) if wanted.k is None else wanted.k,
-        "n_hypernet_layers": min(wanted.n_hypernet_layers, n_layers),
-    }
-    for name in ARCHITECTURE_FIELDS:
-        asked = resolved.get(name, getattr(wanted, name))
-        if getattr(config, name) != asked:
+    wanted = profile.hyperdas.with_fields(target_model=model_name)
+    asked = wanted.resolved_for(int(target["n_layers"]), int(target["d_model"])).weight_fields()
+    for name, value in config.weight_fields().items():
+        if value != asked[name]:
             raise ValueError(
-                f"{checkpoint} was trained with {name}={getattr(config, name)!r}, but this run "
-                f"asks for {name}={asked!r} (--{name.replace('_', '-')}); resume with the "
+                f"{checkpoint} was trained with {name}={value!r}, but this run asks for "
+                f"{name}={asked[name]!r} (--{name.replace('_', '-')}); resume with the "
                 "checkpoint's settings, or choose another --out"
             )
     recorded, asked_data = _as_json(config.data), _as_json(profile.data.to_dict())
@@ -296,27 +245,29 @@ def train_and_evaluate(
 
     ``target`` may pass an already-loaded model (it must be ``model_name``'s). Seeds, the thread
     count (``threads``; None keeps torch's) and deterministic algorithms are fixed first
-    (:func:`hyperdas_tl.provenance.make_reproducible`) and recorded in ``results.json``.
+    (:func:`hyperdas_tl.run_start.start_run`) and recorded in ``results.json``.
     """
     preflight(profile, model_name=model_name, out_dir=out_dir, resume=resume)
-    threads = make_reproducible(profile.hyperdas.seed, threads)
-    seconds: dict[str, float] = {}
-    start = time.perf_counter()
-    if target is None:
-        dtype = resolve_precision(profile.precision, device or default_device())
-        target = load_model(model_name, device=device, dtype=dtype)
-    data = build_experiment_data(target, profile.data, model_name=model_name)
-    seconds["data"] = time.perf_counter() - start
+    started = start_run(
+        model_name,
+        profile.data,
+        seed=profile.hyperdas.training.seed,
+        threads=threads,
+        device=device,
+        precision=profile.precision,
+        target=target,
+    )
+    target, data = started.model, started.data
+    seconds: dict[str, float] = {"data": started.seconds}
     logger.info("examples per split: %s", data.counts())
 
-    config = replace(profile.hyperdas, target_model=model_name, data=profile.data.to_dict())
+    config = profile.hyperdas.with_fields(target_model=model_name, data=profile.data.to_dict())
     model = HyperDAS(target, config)
     out = Path(out_dir) if out_dir is not None else None
     start = time.perf_counter()
     train = train_hyperdas(
         model,
         data.batches["train"],
-        model.config,
         val_batches=data.batches.get("val_entity"),
         checkpoint_dir=out / "checkpoint" if out else None,
         resume=resume,
@@ -342,11 +293,7 @@ def train_and_evaluate(
                 "examples": data.counts(),
                 "seconds": seconds,
                 "final_validation": None if train.validation is None else vars(train.validation),
-                "provenance": run_provenance(
-                    seed=model.config.seed,
-                    threads=threads,
-                    dtype=precision_name(model_dtype(target)),
-                ),
+                "provenance": started.provenance,
             },
         )
     return RunResult(model, data, train, results, seconds, out)
@@ -366,16 +313,15 @@ def evaluate_checkpoint(
     preflight_evaluation(checkpoint_dir, out_dir)
     config, _ = read_checkpoint_config(checkpoint_dir)
     if precision is None:
-        precision = config.target_dtype or "auto"  # type: ignore[assignment]
+        precision = config.architecture.target_dtype or "auto"  # type: ignore[assignment]
     dtype = resolve_precision(precision, device or default_device())
-    target = load_model(config.target_model, device=device, dtype=dtype)
+    model_name = config.architecture.target_model
+    target = load_model(model_name, device=device, dtype=dtype)
     model = load_hyperdas(checkpoint_dir, target)
-    data = build_experiment_data(
-        target, DataConfig.from_dict(config.data), model_name=config.target_model
-    )
+    data = build_experiment_data(target, DataConfig.from_dict(config.data), model_name=model_name)
     eval_config = EvalConfig(modes=eval_modes, show_progress=show_progress)
     start = time.perf_counter()
-    partial = {"model": config.target_model, "hyperdas": config.to_dict()}
+    partial = {"model": model_name, "hyperdas": config.to_dict()}
     results = evaluate_hyperdas(
         model, data, eval_config=eval_config, on_split=split_results_writer(out_dir, partial)
     )
@@ -385,10 +331,12 @@ def evaluate_checkpoint(
             Path(out_dir),
             results,
             {
-                "model": config.target_model,
+                "model": model_name,
                 "hyperdas": config.to_dict(),
                 "seconds": seconds,
-                "provenance": run_provenance(seed=config.seed, dtype=precision_name(dtype)),
+                "provenance": run_provenance(
+                    seed=config.training.seed, dtype=precision_name(dtype)
+                ),
             },
         )
     return RunResult(model, data, None, results, seconds, Path(out_dir) if out_dir else None)

@@ -10,7 +10,7 @@ ends with the same weights. A non-finite loss or gradient norm stops training wi
 stay usable.
 
 Progress (tqdm) shows a running loss and Cause / Isolate accuracy on the first
-``config.val_batches`` validation batches, judged teacher-forced by a small private helper
+``training.val_batches`` validation batches, judged teacher-forced by a small private helper
 (every label token must be the argmax); :mod:`hyperdas_tl.metrics` is the full evaluation.
 """
 
@@ -26,14 +26,14 @@ from tqdm.auto import tqdm
 
 from hyperdas_tl.data.batching import InterventionBatch, judged_label_positions
 from hyperdas_tl.hyperdas.checkpoint import (
-    ARCHITECTURE_FIELDS,
     TrainerState,
     has_checkpoint,
     load_training_state,
     load_weights,
     save_checkpoint,
 )
-from hyperdas_tl.hyperdas.config import HyperDASConfig, SelectionMode
+from hyperdas_tl.hyperdas.config import HyperDASTraining, SelectionMode
+from hyperdas_tl.hyperdas.history import TrainingStep
 from hyperdas_tl.hyperdas.loss import HyperDASLoss, sparsity_weight
 from hyperdas_tl.hyperdas.model import HyperDAS, TargetStates
 from hyperdas_tl.hyperdas.subspace import r0_parameters
@@ -62,21 +62,20 @@ class TrainResult:
 
     steps: int
     """Optimiser steps completed in total (including those before a resume)."""
-    history: list[dict[str, int | float]]
-    """One record per step: loss parts, sparsity weight, learning rate, validation accuracy."""
+    history: list[TrainingStep]
+    """One record per step: loss parts, sparsity weight, gradient norm, validation accuracy."""
     validation: Accuracy | None
     """Final accuracy on the validation slice (None without validation batches)."""
     state_cache_bytes: int = 0
     """Memory held by the frozen-state cache at the end (0 when it was not used)."""
 
 
-def build_optimizer(model: HyperDAS, config: HyperDASConfig) -> torch.optim.AdamW:
+def build_optimizer(model: HyperDAS, training: HyperDASTraining) -> torch.optim.AdamW:
     """AdamW groups: hypernetwork blocks and heads (selection, Householder MLP), each split into
     decayed matrices and undecayed vectors/norms, plus R0 (no decay, ``r0_lr``). Every group
     records its un-warmed rate as ``base_lr``."""
     r0_ids = {id(p) for p in r0_parameters(model.subspace)}
     head_ids = {id(p) for module in (model.selection, model.subspace) for p in module.parameters()}
-    head_lr = config.head_lr if config.head_lr is not None else config.lr
     buckets: dict[tuple[bool, bool], list[nn.Parameter]] = {
         (head, decayed): [] for head in (False, True) for decayed in (True, False)
     }
@@ -88,13 +87,13 @@ def build_optimizer(model: HyperDAS, config: HyperDASConfig) -> torch.optim.Adam
     groups = [
         {
             "params": params,
-            "lr": head_lr if head else config.lr,
-            "weight_decay": config.weight_decay if decayed else 0.0,
+            "lr": training.heads_lr if head else training.lr,
+            "weight_decay": training.weight_decay if decayed else 0.0,
         }
         for (head, decayed), params in buckets.items()
     ]
     groups.append(
-        {"params": r0_parameters(model.subspace), "lr": config.r0_lr, "weight_decay": 0.0}
+        {"params": r0_parameters(model.subspace), "lr": training.r0_lr, "weight_decay": 0.0}
     )
     groups = [g for g in groups if g["params"]]
     for group in groups:
@@ -145,20 +144,15 @@ def teacher_forced_accuracy(
     return Accuracy(cause=ratio(counts[True]), isolate=ratio(counts[False]))
 
 
-def _check_config(model: HyperDAS, config: HyperDASConfig | None) -> HyperDASConfig:
-    if config is None:
-        return model.config
-    target = model.target
-    resolved = config.resolved_for(int(target.cfg.n_layers), int(target.cfg.d_model))
-    if resolved.target_dtype is None:  # recorded by the model, not by a training config
-        resolved = replace(resolved, target_dtype=model.config.target_dtype)
-    for name in ARCHITECTURE_FIELDS:
-        if getattr(resolved, name) != getattr(model.config, name):
-            raise ValueError(
-                f"config.{name}={getattr(resolved, name)!r} differs from the model's "
-                f"{getattr(model.config, name)!r}; build the model from this config"
-            )
-    return resolved
+def _check_training(model: HyperDAS, training: HyperDASTraining | None) -> HyperDASTraining:
+    if training is None:
+        return model.config.training
+    if training.seed != model.config.training.seed:
+        raise ValueError(
+            f"training.seed={training.seed} differs from the seed the model was initialised "
+            f"with ({model.config.training.seed}); build the model with this seed"
+        )
+    return training.resolved()
 
 
 def _finite_or_raise(value: Tensor, what: str, step: int, loss: HyperDASLoss) -> None:
@@ -174,7 +168,7 @@ def _finite_or_raise(value: Tensor, what: str, step: int, loss: HyperDASLoss) ->
 def train_hyperdas(
     model: HyperDAS,
     train_batches: Sequence[InterventionBatch],
-    config: HyperDASConfig | None = None,
+    training: HyperDASTraining | None = None,
     *,
     val_batches: Sequence[InterventionBatch] | None = None,
     checkpoint_dir: str | Path | None = None,
@@ -182,32 +176,33 @@ def train_hyperdas(
     show_progress: bool = True,
     on_step: Callable[[int, HyperDASLoss], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` for ``config.n_steps`` steps over ``train_batches`` (cycled, reshuffled
+    """Train ``model`` for ``training.n_steps`` steps over ``train_batches`` (cycled, reshuffled
     each epoch).
 
     Args:
         model: the HyperDAS model (its target stays frozen).
         train_batches: the training batches (already on the model's device).
-        config: training settings; defaults to ``model.config``. Its architecture fields must
-            match the model's. It replaces ``model.config`` so checkpoints record it.
-        val_batches: batches for the progress-bar Cause/Isolate (first ``config.val_batches``).
-        checkpoint_dir: where to save every ``config.checkpoint_every`` steps and at the end.
+        training: the run's settings; defaults to ``model.config.training``. Its seed must be
+            the one the model was initialised with. It replaces ``model.config.training`` so
+            checkpoints record it.
+        val_batches: batches for the progress-bar Cause/Isolate (first ``training.val_batches``).
+        checkpoint_dir: where to save every ``training.checkpoint_every`` steps and at the end.
         resume: continue from the checkpoint in ``checkpoint_dir`` (fresh start when there is
             none). Without ``resume``, an existing checkpoint there is an error.
         show_progress: show a tqdm bar.
         on_step: called as ``on_step(step, loss)`` after each optimiser step.
     """
-    config = _check_config(model, config)
-    model.config = config
+    training = _check_training(model, training)
+    model.config = replace(model.config, training=training)
     if not train_batches:
         raise ValueError("train_batches is empty")
-    if config.checkpoint_every is not None and checkpoint_dir is None:
-        raise ValueError("config.checkpoint_every is set but no checkpoint_dir was given")
+    if training.checkpoint_every is not None and checkpoint_dir is None:
+        raise ValueError("training.checkpoint_every is set but no checkpoint_dir was given")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs a checkpoint_dir")
-    val_slice = list(val_batches or [])[: config.val_batches]
+    val_slice = list(val_batches or [])[: training.val_batches]
 
-    optimizer = build_optimizer(model, config)
+    optimizer = build_optimizer(model, training)
     state = TrainerState()
     if checkpoint_dir is not None and has_checkpoint(checkpoint_dir):
         if not resume:
@@ -222,22 +217,22 @@ def train_hyperdas(
         logger.warning("resume: no checkpoint in %s; starting a fresh run", checkpoint_dir)
 
     base_lrs = [group["base_lr"] for group in optimizer.param_groups]
-    running = state.history[-1]["running_loss"] if state.history else None
+    running = state.history[-1].running_loss if state.history else None
     postfix: dict[str, str] = {}
     model.train()
     bar = tqdm(
-        range(state.step, config.n_steps),
+        range(state.step, training.n_steps),
         initial=state.step,
-        total=config.n_steps,
+        total=training.n_steps,
         disable=not show_progress,
         desc="HyperDAS",
     )
     state_cache: dict[int, TargetStates] = {}
-    cache_bytes, cache_cap = 0, int(config.state_cache_max_gb * 2**30)
+    cache_bytes, cache_cap = 0, int(training.state_cache_max_gb * 2**30)
     # a batch is reused only if the run goes past one epoch; otherwise caching just holds memory
-    cache_states = config.cache_target_states and config.n_steps > len(train_batches)
+    cache_states = training.cache_target_states and training.n_steps > len(train_batches)
     for step in bar:
-        index = batch_index(step, len(train_batches), config.seed)
+        index = batch_index(step, len(train_batches), training.seed)
         batch = train_batches[index]
         states = state_cache.get(index)
         if cache_states and states is None:
@@ -257,10 +252,12 @@ def train_hyperdas(
                     len(state_cache),
                     len(train_batches),
                 )
-        warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+        warm = min(1.0, (step + 1) / training.warmup_steps) if training.warmup_steps else 1.0
         for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = base_lr * warm
-        weight = sparsity_weight(step, config.n_steps, config.sparsity_max, config.sparsity_start)
+        weight = sparsity_weight(
+            step, training.n_steps, training.sparsity_max, training.sparsity_start
+        )
 
         try:
             output = model(batch, "soft", sparsity_weight=weight, states=states, logits_at="labels")
@@ -276,7 +273,7 @@ def train_hyperdas(
         optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
         parameters = [p for p in model.parameters() if p.grad is not None]
-        max_norm = config.grad_clip if config.grad_clip is not None else float("inf")
+        max_norm = training.grad_clip if training.grad_clip is not None else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
         _finite_or_raise(grad_norm, "the gradient norm", step, loss)
         optimizer.step()
@@ -287,31 +284,34 @@ def train_hyperdas(
             if running is None
             else (RUNNING_LOSS_DECAY * running + (1 - RUNNING_LOSS_DECAY) * value)
         )
-        record: dict[str, int | float] = {
-            "step": step + 1,
-            "loss": value,
-            "ce": float(loss.ce.detach()),
-            "sparsity": float(loss.sparsity.detach()),
-            "sparsity_weight": weight,
-            "grad_norm": float(grad_norm),
-            "running_loss": running,
-        }
         done = step + 1
-        if val_slice and (done % config.eval_every == 0 or done == config.n_steps):
+        accuracy = Accuracy(cause=None, isolate=None)
+        if val_slice and (done % training.eval_every == 0 or done == training.n_steps):
             accuracy = teacher_forced_accuracy(model, val_slice)
             for name in ("cause", "isolate"):
                 value_ = getattr(accuracy, name)
                 if value_ is not None:
-                    record[f"val_{name}"] = value_
                     postfix[name[:3]] = f"{value_:.2f}"
-        state.history.append(record)
+        state.history.append(
+            TrainingStep(
+                step=done,
+                loss=value,
+                ce=float(loss.ce.detach()),
+                sparsity=float(loss.sparsity.detach()),
+                sparsity_weight=weight,
+                grad_norm=float(grad_norm),
+                running_loss=running,
+                val_cause=accuracy.cause,
+                val_isolate=accuracy.isolate,
+            )
+        )
         state.step = done
         bar.set_postfix(loss=f"{running:.3f}", **postfix)
         if on_step is not None:
             on_step(step, loss)
         if checkpoint_dir is not None and (
-            done == config.n_steps
-            or (config.checkpoint_every is not None and done % config.checkpoint_every == 0)
+            done == training.n_steps
+            or (training.checkpoint_every is not None and done % training.checkpoint_every == 0)
         ):
             save_checkpoint(checkpoint_dir, model, optimizer=optimizer, trainer_state=state)
     bar.close()
@@ -319,8 +319,10 @@ def train_hyperdas(
 
     validation = None
     if val_slice:
-        last = state.history[-1] if state.history else {}
-        validation = Accuracy(cause=last.get("val_cause"), isolate=last.get("val_isolate"))
+        last = state.history[-1] if state.history else None
+        validation = Accuracy(
+            cause=last.val_cause if last else None, isolate=last.val_isolate if last else None
+        )
     return TrainResult(
         steps=state.step,
         history=state.history,
@@ -340,6 +342,7 @@ def states_nbytes(states: TargetStates) -> int:
 
 __all__ = [
     "Accuracy",
+    "TrainingStep",
     "NonFiniteLossError",
     "TrainResult",
     "batch_index",

@@ -2,21 +2,20 @@
 HyperDAS convention) or greedy generation + prefix match (the RAVEL convention)."""
 
 import unicodedata
-from typing import Any, Literal, get_args
+from typing import Any
 
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from hyperdas_tl.choices import JUDGE_MODES as JUDGE_MODES
+from hyperdas_tl.choices import JudgeMode as JudgeMode
 from hyperdas_tl.data.batching import IGNORE_INDEX, InterventionBatch, judged_label_positions
 from hyperdas_tl.data.judging import normalise
 from hyperdas_tl.generation import kv_cached_greedy_generate
 from hyperdas_tl.metrics.interventions import Intervention
 from hyperdas_tl.precision import autocast_like
 from hyperdas_tl.target import TargetModel
-
-JudgeMode = Literal["teacher_forced", "generation"]
-JUDGE_MODES: tuple[JudgeMode, ...] = get_args(JudgeMode)
 
 
 def teacher_forced_correct(

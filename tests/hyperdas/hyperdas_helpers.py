@@ -21,7 +21,7 @@ def build_config(**overrides) -> HyperDASConfig:
         val_batches=1,
     )
     defaults.update(overrides)
-    return HyperDASConfig(**defaults)
+    return HyperDASConfig.build(**defaults)
 
 
 def build_batch(

@@ -29,7 +29,7 @@ def test_round_trip_is_exact(tiny_target, tmp_path):
     train_hyperdas(
         model,
         [build_batch(seed=s) for s in range(2)],
-        build_config(n_steps=2, data=config.data),
+        build_config(n_steps=2, data=config.data).training,
         show_progress=False,
     )
     save_checkpoint(tmp_path / "ckpt", model)
@@ -220,10 +220,27 @@ def test_resume_without_a_checkpoint_says_so_at_warning(tiny_target, tmp_path, c
 
 
 def edit_config(directory, **changes) -> None:
+    """Change architecture fields of a saved checkpoint's config.json."""
     path = directory / "config.json"
     meta = json.loads(path.read_text())
-    meta["config"].update(changes)
+    meta["config"]["architecture"].update(changes)
     path.write_text(json.dumps(meta))
+
+
+def test_a_checkpoint_with_the_flat_config_of_before_the_split_loads(tiny_target, tmp_path):
+    model = HyperDAS(tiny_target, build_config(data={"domain": "city"}))
+    save_checkpoint(tmp_path / "c", model)
+    path = tmp_path / "c" / "config.json"
+    meta = json.loads(path.read_text())
+    nested = meta["config"]
+    meta["config"] = {**nested["architecture"], **nested["training"], "data": nested["data"]}
+    path.write_text(json.dumps(meta))
+    loaded = load_hyperdas(tmp_path / "c", tiny_target)
+    assert loaded.config == model.config
+    for (name, a), (_, b) in zip(
+        model.state_dict().items(), loaded.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
 
 
 def test_identity_is_in_the_json_and_in_the_weights(tiny_target, tmp_path):
@@ -279,7 +296,7 @@ def test_damaged_files_are_named(tiny_target, tmp_path):
     from hyperdas_tl.hyperdas.train import build_optimizer
 
     model = HyperDAS(tiny_target, build_config(n_steps=1))
-    optimizer = build_optimizer(model, model.config)
+    optimizer = build_optimizer(model, model.config.training)
     save_checkpoint(tmp_path / "c", model, optimizer=optimizer)
     weights = tmp_path / "c" / "weights.safetensors"
     blob = weights.read_bytes()

@@ -228,8 +228,8 @@ def test_smollm2_forward_backward():
     from hyperdas_tl.models import load_model
 
     target = load_model("smollm2-135m", device="cpu")
-    model = HyperDAS(target, HyperDASConfig(layer=15, n_hypernet_layers=2))
-    assert model.config.k == 18
+    model = HyperDAS(target, HyperDASConfig.build(layer=15, n_hypernet_layers=2))
+    assert model.k == model.config.architecture.k == 18
     batch = build_batch(batch=2, vocab=int(target.cfg.d_vocab))
     out = model(batch)
     assert out.logits.shape == (2, 7, target.cfg.d_vocab)

@@ -20,7 +20,7 @@ MICRO = replace(
         batch_size=4,
         instance_attributes=("Country", "Continent", "Language"),
     ),
-    hyperdas=replace(PROFILES["quick"].hyperdas, n_hypernet_layers=2, n_steps=3, eval_every=2),
+    hyperdas=PROFILES["quick"].hyperdas.with_fields(n_hypernet_layers=2, n_steps=3, eval_every=2),
     eval_modes=("teacher_forced",),  # generation judging is covered in tests/test_metrics.py
 )
 
@@ -64,9 +64,14 @@ def test_cli_training_options_reach_the_profile():
          "--no-cache-states", "--lr", "5e-5"]
     )  # fmt: skip
     config = profile_from_args(args).hyperdas
-    assert (config.head_lr, config.null_init_weight, config.lr) == (2e-3, 0.4, 5e-5)
-    assert not config.cache_target_states
-    default = profile_from_args(build_parser().parse_args(["train"])).hyperdas
+    training = config.training
+    assert (training.head_lr, config.architecture.null_init_weight, training.lr) == (
+        2e-3,
+        0.4,
+        5e-5,
+    )
+    assert not training.cache_target_states
+    default = profile_from_args(build_parser().parse_args(["train"])).hyperdas.training
     assert default.head_lr is None and default.cache_target_states  # on by default
 
 
@@ -92,7 +97,7 @@ def tiny_profile(ravel, **hyperdas):
         data=DataConfig(
             source="ravel", ravel_path=str(ravel), train_pairs=8, eval_pairs=4, batch_size=4
         ),
-        hyperdas=HyperDASConfig(**settings),
+        hyperdas=HyperDASConfig.build(**settings),
         eval_modes=("teacher_forced",),
     )
 
@@ -133,9 +138,11 @@ def saved_training_checkpoint(out, target, profile, model_name="tiny-llama"):
     from hyperdas_tl.hyperdas.model import HyperDAS
     from hyperdas_tl.hyperdas.train import build_optimizer
 
-    config = replace(profile.hyperdas, target_model=model_name, data=profile.data.to_dict())
+    config = profile.hyperdas.with_fields(target_model=model_name, data=profile.data.to_dict())
     model = HyperDAS(target, config)
-    save_checkpoint(out / "checkpoint", model, optimizer=build_optimizer(model, model.config))
+    save_checkpoint(
+        out / "checkpoint", model, optimizer=build_optimizer(model, model.config.training)
+    )
 
 
 @pytest.mark.parametrize(
@@ -153,10 +160,10 @@ def saved_training_checkpoint(out, target, profile, model_name="tiny-llama"):
 def test_preflight_finds_bad_input_before_the_model_loads(
     oracle, tiny_target, tmp_path, monkeypatch, case, message
 ):
-    import hyperdas_tl.hyperdas.run as run_module
     import hyperdas_tl.run_dir as run_dir
+    import hyperdas_tl.run_start as run_start
 
-    monkeypatch.setattr(run_module, "load_model", no_model)
+    monkeypatch.setattr(run_start, "load_model", no_model)
     out, profile, resume = tmp_path / "out", tiny_profile(oracle), True
     if case == "rerun":
         saved_training_checkpoint(out, tiny_target, profile)
@@ -165,7 +172,7 @@ def test_preflight_finds_bad_input_before_the_model_loads(
         saved_training_checkpoint(out, tiny_target, profile, model_name="smollm2-135m")
     elif case == "other layer":
         saved_training_checkpoint(out, tiny_target, profile)
-        profile = replace(profile, hyperdas=replace(profile.hyperdas, layer=1))
+        profile = replace(profile, hyperdas=profile.hyperdas.with_fields(layer=1))
     elif case == "other data":
         saved_training_checkpoint(out, tiny_target, profile)
         profile = replace(profile, data=replace(profile.data, train_pairs=16))
@@ -173,7 +180,9 @@ def test_preflight_finds_bad_input_before_the_model_loads(
         from hyperdas_tl.hyperdas.checkpoint import save_checkpoint
         from hyperdas_tl.hyperdas.model import HyperDAS
 
-        config = replace(profile.hyperdas, target_model="tiny-llama", data=profile.data.to_dict())
+        config = profile.hyperdas.with_fields(
+            target_model="tiny-llama", data=profile.data.to_dict()
+        )
         save_checkpoint(out / "checkpoint", HyperDAS(tiny_target, config))
     elif case == "bad attribute":
         profile = replace(profile, data=replace(profile.data, attributes=("Favourite Colour",)))

@@ -30,7 +30,7 @@ def test_learns_a_planted_concept(score):
     assert before.cause is not None and before.cause <= 0.2
     assert result.validation is not None and result.validation.cause >= 0.8
     assert teacher_forced_accuracy(model, val, "one_to_one").cause >= 0.8
-    first, last = result.history[0]["loss"], result.history[-1]["running_loss"]
+    first, last = result.history[0].loss, result.history[-1].running_loss
     assert last < first
 
 
@@ -45,7 +45,7 @@ def test_non_finite_loss_stops_with_a_clear_message(tiny_target):
 def test_optimizer_groups_put_r0_apart(tiny_target):
     config = build_config(lr=1e-4, r0_lr=1e-2)
     model = HyperDAS(tiny_target, config)
-    optimizer = build_optimizer(model, config)
+    optimizer = build_optimizer(model, config.training)
     r0_group = optimizer.param_groups[-1]
     assert r0_group["lr"] == 1e-2 and r0_group["weight_decay"] == 0.0
     assert {id(p) for p in r0_group["params"]} == {
@@ -58,7 +58,7 @@ def test_optimizer_groups_put_r0_apart(tiny_target):
 def test_head_lr_applies_to_selection_and_householder_mlp_only(tiny_target):
     config = build_config(lr=1e-4, head_lr=3e-3, r0_lr=1e-2)
     model = HyperDAS(tiny_target, config)
-    optimizer = build_optimizer(model, config)
+    optimizer = build_optimizer(model, config.training)
     lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     r0 = {id(p) for p in model.subspace.r0_holder.parameters()}
     for module, expected in ((model.selection, 3e-3), (model.hypernetwork, 1e-4)):
@@ -113,7 +113,9 @@ def test_bad_training_inputs_raise(tiny_target, tmp_path):
         train_hyperdas(model, [], show_progress=False)
     with pytest.raises(ValueError, match="checkpoint_dir"):
         train_hyperdas(
-            model, [build_batch()], build_config(checkpoint_every=2), show_progress=False
+            model, [build_batch()], build_config(checkpoint_every=2).training, show_progress=False
         )
+    # a training run cannot change the architecture (train_hyperdas takes only the training
+    # settings); what it can get wrong is the seed the model was initialised with
     with pytest.raises(ValueError, match="differs"):
-        train_hyperdas(model, [build_batch()], build_config(k=3), show_progress=False)
+        train_hyperdas(model, [build_batch()], build_config(seed=3).training, show_progress=False)

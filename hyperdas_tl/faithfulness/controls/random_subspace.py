@@ -52,7 +52,7 @@ def random_subspace_control(
     """
     check_selection_mode(selection_mode)
     generator = torch.Generator().manual_seed(seed)
-    d_model, k = int(hyperdas.target.cfg.d_model), int(hyperdas.config.k)  # type: ignore[arg-type]
+    d_model, k = int(hyperdas.target.cfg.d_model), hyperdas.k
     shared = None if per_example else random_orthonormal_basis(d_model, k, generator=generator)
     errors: list[float] = []
 

@@ -4,7 +4,7 @@ real model's."""
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -110,8 +110,8 @@ def random_target_control(
     if hypernetwork_init not in ("real", "random"):
         raise ValueError(f"hypernetwork_init must be 'real' or 'random', got {hypernetwork_init!r}")
     # the control keeps no checkpoints of its own
-    config = replace(hyperdas.config, checkpoint_every=None)
-    config = config if n_steps is None else replace(config, n_steps=n_steps)
+    config = hyperdas.config.with_fields(checkpoint_every=None)
+    config = config if n_steps is None else config.with_fields(n_steps=n_steps)
     random_target = random_init_copy(hyperdas.target, seed=seed)
     model = HyperDAS(random_target, config)
     if hypernetwork_init == "real":
@@ -119,7 +119,7 @@ def random_target_control(
         model.hypernetwork = HyperDAS(hyperdas.target, config).hypernetwork
     device = module_device(hyperdas.target)
     train = train_hyperdas(
-        model, [b.to(device) for b in train_batches], config, show_progress=show_progress
+        model, [b.to(device) for b in train_batches], show_progress=show_progress
     )
     control = score_hyperdas(
         model, test_batches, selection_mode, method="HyperDAS on a random target",
@@ -139,12 +139,12 @@ def random_target_control(
         )
     return RandomTargetResult(
         seed=seed,
-        n_steps=config.n_steps,
+        n_steps=config.training.n_steps,
         hypernetwork_init=hypernetwork_init,
         real=Score.of(reference),
         random_target=Score.of(control),
         random_target_clean=Score.of(clean),
-        loss=[float(r["loss"]) for r in train.history],
+        loss=[record.loss for record in train.history],
         selection_mode=selection_mode,
         majority_label_rate=majority_label_rate(test_batches),
     )
