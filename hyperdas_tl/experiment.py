@@ -35,7 +35,6 @@ logger = logging.getLogger(__name__)
 TEST_SPLITS = ("test_entity", "test_context")
 
 
-@dataclass
 def ravel_city_data_config(ravel_path: str | None = None, **overrides: Any) -> DataConfig:
     """The data of the real-RAVEL city runs of ``analyses/`` (``run_ravel_city.py``, the HyperDAS
     diagnostics and variant runs): Country + Continent, 240 entities, 6 templates per attribute,
