@@ -61,7 +61,7 @@ print(
     f"HyperDAS {'loaded from' if run.loaded else 'trained and saved to'} {run.checkpoint}; "
     f"layer {LAYER}, k {K}; {sum(len(b) for b in test)} test examples"
 )
-assert run.hyperdas.layer == profile.hyperdas.layer
+assert run.hyperdas.layer == profile.hyperdas.architecture.layer
 
 # %% [markdown]
 # ## Probe accuracy per layer
