@@ -21,6 +21,7 @@ from typing import Any
 from hyperdas_tl.atomic_write import write_text_atomically
 from hyperdas_tl.compare import (
     HYPERDAS_METHODS,
+    NO_INTERVENTION,
     SUMMARY_JSON,
     CompareSettings,
     ComparisonReport,
@@ -34,7 +35,6 @@ from hyperdas_tl.target import TargetModel
 logger = logging.getLogger(__name__)
 
 DEMO_METHODS = ("no intervention", "DAS", "HyperDAS")
-NO_OP = "no intervention"
 DEMO_MD = "demo.md"
 
 
@@ -91,7 +91,9 @@ class DemoConfig:
                 raise ValueError(f"the demo scores {split!r}; add it to settings.eval_splits")
         if not self.test_split.startswith("test"):
             raise ValueError(f"test_split must be a test split, got {self.test_split!r}")
-        differences = [pair for mode in HYPERDAS_METHODS for pair in ((mode, NO_OP), (mode, "DAS"))]
+        differences = [
+            pair for mode in HYPERDAS_METHODS for pair in ((mode, NO_INTERVENTION), (mode, "DAS"))
+        ]
         self.settings = replace(self.settings, differences=tuple(differences))
 
 
@@ -186,7 +188,7 @@ def demo_verdicts(
     verdicts = [
         Verdict(
             f"{best} Disentangle above the no-op's (paired)",
-            _interval(report.difference(f"{best} - {NO_OP}", test_split).disentangle),
+            _interval(report.difference(f"{best} - {NO_INTERVENTION}", test_split).disentangle),
         ),
         Verdict(
             f"{best} Cause above the constant answer's {constant_cause:.3f}", cause, constant_cause

@@ -121,6 +121,9 @@ def test_summary_json_has_the_issue_schema(run, data):
             "HyperDAS (soft) - MDAS", "HyperDAS (soft) - DAS", "HyperDAS (one_to_many) - MDAS",
             "HyperDAS (one_to_many) - DAS", "HyperDAS (one_to_one) - MDAS",
             "HyperDAS (one_to_one) - DAS", "HyperDAS (soft) - HyperDAS (one_to_one)",
+            "DAS - no intervention", "MDAS - no intervention",
+            "HyperDAS (soft) - no intervention", "HyperDAS (one_to_many) - no intervention",
+            "HyperDAS (one_to_one) - no intervention",
         }  # fmt: skip
         for difference in summary["differences"][split].values():
             assert set(difference) == INTERVAL and difference["lo"] <= difference["hi"]
@@ -244,6 +247,28 @@ def test_records_written_by_an_earlier_version_as_plain_jsonl_resume(
     again = compare_methods(tiny_model, data, [1, 2], 4, RUN, SEEDS, settings=SETTINGS,
                             out_dir=copy)  # fmt: skip
     assert again.summary() == report.summary()
+
+
+def test_a_run_started_before_the_config_split_resumes(
+    tiny_model, data, run, tmp_path, monkeypatch
+):
+    out, report, *_ = run
+    copy = tmp_path / "flat"
+    shutil.copytree(out, copy)
+    saved = json.loads((copy / "run.json").read_text())
+    nested = saved["fingerprint"]["training"]["hyperdas"]
+    flat = {**nested["architecture"], **nested["training"], "data": nested["data"]}
+    saved["fingerprint"]["training"]["hyperdas"] = flat  # the layout of runs before the split
+    (copy / "run.json").write_text(json.dumps(saved))
+    monkeypatch.setattr("hyperdas_tl.compare.pipeline.run_unit", None)  # nothing may train
+    again = compare_methods(tiny_model, data, [1, 2], 4, RUN, SEEDS, settings=SETTINGS,
+                            out_dir=copy)  # fmt: skip
+    assert again.summary() == report.summary()
+    changed = dict(flat, n_hypernet_layers=flat["n_hypernet_layers"] + 1)
+    saved["fingerprint"]["training"]["hyperdas"] = changed
+    (copy / "run.json").write_text(json.dumps(saved))
+    with raises_bad_input("holds a different comparison"):
+        compare_methods(tiny_model, data, [1, 2], 4, RUN, SEEDS, settings=SETTINGS, out_dir=copy)
 
 
 def test_record_files_are_reproducible_gzip(run):
@@ -380,5 +405,12 @@ def test_the_figure_draws_every_method_with_its_interval(run):
         round(cells[m]["disentangle"]["mean"], 6) for m in SCORED
     ]
     assert len(disentangle.collections) >= 1  # the error bars
+    no_op = cells["no intervention"]["disentangle"]["mean"]
+
+    def dashed(ax):
+        return [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"]
+
+    assert dashed(disentangle) == [no_op]  # the no-op's bar
+    assert dashed(axes[0]) == []  # only Disentangle has it
     with raises_bad_input("not in the summary"):
         comparison_figure(summary, splits=["test_context"])

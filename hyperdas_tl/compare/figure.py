@@ -5,14 +5,11 @@ it from the committed file, and the notebook and the analyses script draw the sa
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from hyperdas_tl.compare.methods import NO_INTERVENTION
 from hyperdas_tl.compare.scores import METRICS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-NO_OP = "no intervention"
-"""Its Disentangle is drawn as a dashed line: the score a method must beat to have done
-anything."""
 
 
 def summary_domain(summary: Mapping[str, Any]) -> str:
@@ -68,7 +65,8 @@ def comparison_figure(
                     continue
                 err = [[cell["mean"] - cell["lo"]], [cell["hi"] - cell["mean"]]]
                 ax.barh(i, cell["mean"], xerr=err, color=f"C{i % 10}", capsize=3)
-            no_op = cells.get(NO_OP, {}).get(metric) if metric == "disentangle" else None
+            # the no-op's Disentangle, dashed: the bar a method must clear to have done anything
+            no_op = cells.get(NO_INTERVENTION, {}).get(metric) if metric == "disentangle" else None
             if no_op is not None:
                 ax.axvline(no_op["mean"], color="black", linestyle="--", linewidth=0.8)
             ax.set_xlim(0, 1)

@@ -2,8 +2,10 @@
 
 from hyperdas_tl.hyperdas.config import SELECTION_MODES
 
+NO_INTERVENTION = "no intervention"
+"""The no-op control: the bar every trained method's Disentangle is compared with."""
 METHODS: tuple[str, ...] = (
-    "no intervention",
+    NO_INTERVENTION,
     "random subspace",
     "full residual swap",
     "probe",

@@ -10,6 +10,7 @@ from typing import Any
 
 from hyperdas_tl.atomic_write import write_bytes_atomically, write_text_atomically
 from hyperdas_tl.compare.settings import CompareSettings
+from hyperdas_tl.hyperdas.config import HyperDASConfig
 from hyperdas_tl.experiment import ExperimentData
 from hyperdas_tl.metrics import example_id
 from hyperdas_tl.precision import model_dtype, precision_name
@@ -82,6 +83,16 @@ def run_fingerprint(
     }
 
 
+def _current_layout(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """``fingerprint`` with its HyperDAS settings in today's layout (runs started before the
+    architecture / training split recorded them flat; the values are the same)."""
+    training = fingerprint.get("training")
+    if not isinstance(training, dict) or not isinstance(training.get("hyperdas"), dict):
+        return fingerprint
+    hyperdas = HyperDASConfig.from_dict(training["hyperdas"]).to_dict()
+    return {**fingerprint, "training": {**training, "hyperdas": hyperdas}}
+
+
 def check_run_folder(out: Path, fingerprint: dict[str, Any], metadata: dict[str, Any]) -> None:
     """Create ``run.json`` or check that it describes this run; record this invocation."""
     path = out / RUN_JSON
@@ -89,7 +100,7 @@ def check_run_folder(out: Path, fingerprint: dict[str, Any], metadata: dict[str,
     invocations: list[Any] = []
     if path.exists():
         saved = json.loads(path.read_text(encoding="utf-8"))
-        previous = saved.get("fingerprint", {})
+        previous = json.loads(json.dumps(_current_layout(saved.get("fingerprint", {}))))
         if previous != expected:
             changed = sorted(
                 key

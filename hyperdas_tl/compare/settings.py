@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hyperdas_tl.baselines.das import OBJECTIVES, Objective
-from hyperdas_tl.compare.methods import HYPERDAS_METHODS
+from hyperdas_tl.compare.methods import HYPERDAS_METHODS, NO_INTERVENTION
 from hyperdas_tl.config_dict import check_known_fields
 from hyperdas_tl.hyperdas.config import HyperDASConfig
 from hyperdas_tl.metrics import JUDGE_MODES, EvalConfig, JudgeMode
@@ -138,7 +138,8 @@ class CompareSettings:
 
 def default_differences(methods: Iterable[str]) -> list[tuple[str, str]]:
     """The comparisons the README states, among ``methods`` (scored names): each HyperDAS
-    read-out minus MDAS and minus DAS, and soft minus one-to-one."""
+    read-out minus MDAS and minus DAS, soft minus one-to-one, and every trained method
+    (DAS, MDAS, each HyperDAS read-out) minus the no-op (has it done anything at all?)."""
     present = set(methods)
     pairs = [
         (hyperdas, baseline)
@@ -148,4 +149,10 @@ def default_differences(methods: Iterable[str]) -> list[tuple[str, str]]:
     ]
     if {"HyperDAS (soft)", "HyperDAS (one_to_one)"} <= present:
         pairs.append(("HyperDAS (soft)", "HyperDAS (one_to_one)"))
+    if NO_INTERVENTION in present:
+        pairs += [
+            (method, NO_INTERVENTION)
+            for method in ("DAS", "MDAS", *HYPERDAS_METHODS)
+            if method in present
+        ]
     return pairs
