@@ -10,8 +10,8 @@ from typing import Any
 
 from hyperdas_tl.atomic_write import write_bytes_atomically, write_text_atomically
 from hyperdas_tl.compare.settings import CompareSettings
-from hyperdas_tl.hyperdas.config import HyperDASConfig
 from hyperdas_tl.experiment import ExperimentData
+from hyperdas_tl.hyperdas.config import HyperDASConfig
 from hyperdas_tl.metrics import example_id
 from hyperdas_tl.precision import model_dtype, precision_name
 from hyperdas_tl.target import TargetModel
