@@ -5,6 +5,10 @@ The pieces other code imports most:
 - :func:`hyperdas_tl.models.load_model`: a target model as a TransformerLens bridge.
 - :mod:`hyperdas_tl.interchange`: the interchange maths as pure tensor functions.
 - :mod:`hyperdas_tl.hooks`: ``blocks.{L}.hook_resid_pre`` hooks built from that maths.
+- The main classes: :class:`~hyperdas_tl.hyperdas.HyperDAS` (+ ``HyperDASConfig``,
+  ``train_hyperdas``), the data (``DataConfig``, ``build_experiment_data``), the baselines
+  (``DASConfig``, ``train_das``), scoring (``EvalConfig``, ``evaluate``) and the comparison
+  (``CompareSettings``, ``compare_methods``); ``TargetModel`` types the frozen target.
 
 The names below are imported on first use, so ``import hyperdas_tl`` (and the CLI's
 ``--help`` and option errors) costs no torch import.
@@ -31,6 +35,18 @@ _EXPORTS = {
     "soft_interchange": "hyperdas_tl.interchange",
     "load_model": "hyperdas_tl.models",
     "tiny_llama_config": "hyperdas_tl.models",
+    "TargetModel": "hyperdas_tl.target",
+    "DataConfig": "hyperdas_tl.experiment",
+    "build_experiment_data": "hyperdas_tl.experiment",
+    "HyperDAS": "hyperdas_tl.hyperdas",
+    "HyperDASConfig": "hyperdas_tl.hyperdas",
+    "train_hyperdas": "hyperdas_tl.hyperdas",
+    "DASConfig": "hyperdas_tl.baselines",
+    "train_das": "hyperdas_tl.baselines",
+    "EvalConfig": "hyperdas_tl.metrics",
+    "evaluate": "hyperdas_tl.metrics",
+    "CompareSettings": "hyperdas_tl.compare",
+    "compare_methods": "hyperdas_tl.compare",
 }
 
 __all__ = sorted(_EXPORTS)
