@@ -14,10 +14,11 @@ The names below are imported on first use, so ``import hyperdas_tl`` (and the CL
 ``--help`` and option errors) costs no torch import.
 """
 
-import importlib
 import sys
 import types
 from typing import Any
+
+from hyperdas_tl.lazy_exports import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -52,20 +53,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def _export(name: str) -> Any:
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'hyperdas_tl' has no attribute {name!r}")
-    value = _export(name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+_export, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 class _Package(types.ModuleType):

@@ -222,15 +222,20 @@ def test_a_different_run_in_the_same_folder_is_refused(tiny_model, data, run):
         compare_methods(tiny_model, data, [1, 2], 4, ["DAS"], SEEDS, settings=changed, out_dir=out)
 
 
-def test_finished_folder_resumes_without_training(tiny_model, data, run, monkeypatch):
-    out, report, *_ = run
+def resume_without_training(tiny_model, data, folder, monkeypatch):
+    """The run of ``folder`` resumed with training made impossible."""
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished (method, seed) was run again")
 
     monkeypatch.setattr("hyperdas_tl.compare.pipeline.run_unit", no_training)
-    again = compare_methods(tiny_model, data, [1, 2], 4, RUN, SEEDS, settings=SETTINGS,
-                            out_dir=out)  # fmt: skip
+    return compare_methods(tiny_model, data, [1, 2], 4, RUN, SEEDS, settings=SETTINGS,
+                           out_dir=folder)  # fmt: skip
+
+
+def test_finished_folder_resumes_without_training(tiny_model, data, run, monkeypatch):
+    out, report, *_ = run
+    again = resume_without_training(tiny_model, data, out, monkeypatch)
     assert again.summary() == report.summary()
 
 
@@ -243,9 +248,7 @@ def test_records_written_by_an_earlier_version_as_plain_jsonl_resume(
     for packed in (copy / "records").glob("*.jsonl.gz"):
         packed.with_suffix("").write_bytes(gzip.decompress(packed.read_bytes()))
         packed.unlink()
-    monkeypatch.setattr("hyperdas_tl.compare.pipeline.run_unit", None)  # nothing may train
-    again = compare_methods(tiny_model, data, [1, 2], 4, RUN, SEEDS, settings=SETTINGS,
-                            out_dir=copy)  # fmt: skip
+    again = resume_without_training(tiny_model, data, copy, monkeypatch)
     assert again.summary() == report.summary()
 
 
@@ -260,9 +263,7 @@ def test_a_run_started_before_the_config_split_resumes(
     flat = {**nested["architecture"], **nested["training"], "data": nested["data"]}
     saved["fingerprint"]["training"]["hyperdas"] = flat  # the layout of runs before the split
     (copy / "run.json").write_text(json.dumps(saved))
-    monkeypatch.setattr("hyperdas_tl.compare.pipeline.run_unit", None)  # nothing may train
-    again = compare_methods(tiny_model, data, [1, 2], 4, RUN, SEEDS, settings=SETTINGS,
-                            out_dir=copy)  # fmt: skip
+    again = resume_without_training(tiny_model, data, copy, monkeypatch)
     assert again.summary() == report.summary()
     changed = dict(flat, n_hypernet_layers=flat["n_hypernet_layers"] + 1)
     saved["fingerprint"]["training"]["hyperdas"] = changed

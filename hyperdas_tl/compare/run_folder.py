@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from hyperdas_tl.atomic_write import write_bytes_atomically, write_text_atomically
+from hyperdas_tl.atomic_write import write_bytes_atomically
 from hyperdas_tl.compare.settings import CompareSettings
 from hyperdas_tl.experiment import ExperimentData
 from hyperdas_tl.hyperdas.config import HyperDASConfig
@@ -25,9 +25,8 @@ SUMMARY_MD = "summary.md"
 
 
 def write_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, creating its folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(path, text)
+    """Write ``text`` (UTF-8) to ``path`` atomically, creating its folder."""
+    write_binary_file(path, text.encode("utf-8"))
 
 
 def write_binary_file(path: Path, data: bytes) -> None:

@@ -13,8 +13,7 @@ The names below are imported on first use, so ``hyperdas_tl.hyperdas.config`` (w
 line builds its options from) loads without torch.
 """
 
-import importlib
-from typing import Any
+from hyperdas_tl.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "TrainerState": "hyperdas_tl.hyperdas.checkpoint",
@@ -47,13 +46,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'hyperdas_tl.hyperdas' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+_, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
