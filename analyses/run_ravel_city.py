@@ -80,6 +80,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--n-hypernet-layers", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0, help="HyperDAS training seed (data fixed)")
     p.add_argument("--out", type=Path, default=REPO / "analyses/results/ravel_city_smollm2")
     p.add_argument(
         "--phases",
@@ -340,6 +341,7 @@ def run_hyperdas(args, model, data, data_config, layer: int, report: Report, eva
         eval_every=50,
         val_batches=6,
         checkpoint_every=50,
+        seed=args.seed,
         data=data_config.to_dict(),
     )
     if args.from_checkpoint:
