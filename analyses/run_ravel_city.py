@@ -59,6 +59,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--train-pairs", type=int, default=CITY.train_pairs)
     p.add_argument("--eval-pairs", type=int, default=CITY.eval_pairs)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument(
+        "--bucket-by-length",
+        action=argparse.BooleanOptionalAction,
+        default=CITY.bucket_by_length,
+        help="length-bucketed batches (--no-bucket-by-length: the batching of runs made before "
+        "the option existed, such as the committed ravel_city_smollm2 reports)",
+    )
     p.add_argument("--sweep-steps", type=int, default=60)
     p.add_argument("--das-epochs", type=int, default=2)
     p.add_argument("--das-lr", type=float, default=1e-2)
@@ -202,6 +209,7 @@ def main() -> None:
         train_pairs=args.train_pairs,
         eval_pairs=args.eval_pairs,
         batch_size=args.batch_size,
+        bucket_by_length=args.bucket_by_length,
     )
     data = build_experiment_data(model, data_config, model_name=MODEL)
     report.data["examples"] = data.counts()
