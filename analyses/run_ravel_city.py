@@ -40,6 +40,8 @@ from hyperdas_tl.metrics import (
     results_to_markdown,
 )
 from hyperdas_tl.models import load_model
+from hyperdas_tl.precision import model_dtype, precision_name
+from hyperdas_tl.provenance import run_provenance
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "smollm2-135m"
@@ -198,6 +200,11 @@ def main() -> None:
         args.report_name,
     )
     model = load_model(MODEL, device="cpu")
+    # what made the report (commit, package versions, command, threads); recorded only: the
+    # run's seeding stays as it was, so earlier reports replay
+    report.data["provenance"] = run_provenance(
+        seed=args.seed, dtype=precision_name(model_dtype(model))
+    )
 
     start = time.perf_counter()
     data_config = ravel_city_data_config(
