@@ -108,12 +108,10 @@ def _run_blocks(
     batch, pos = hidden.shape[:2]
     position_ids = position_ids_for(attention_mask, batch, pos, hidden.device)
     mask = None if attention_mask is None else attention_mask.to(hidden.device)
+    # the cache (none) is passed by position: transformers 5.23 names it past_key_values, 5.24
+    # renamed it cache and warns (FutureWarning) on the old keyword
     causal_mask = create_causal_mask(
-        config=_hf_config(model),
-        inputs_embeds=hidden,
-        attention_mask=mask,
-        past_key_values=None,
-        position_ids=position_ids,
+        _hf_config(model), hidden, mask, None, position_ids=position_ids
     )
     position_embeddings = model.rotary_emb(hidden, position_ids=position_ids)  # type: ignore[attr-defined]
     for block in list(model.blocks)[start_layer:]:  # type: ignore[attr-defined]

@@ -1,5 +1,7 @@
 """partial_forward: one-pass residual states and a forward that really starts at layer L."""
 
+import warnings
+
 import pytest
 import torch
 from jaxtyping import TypeCheckError
@@ -56,6 +58,17 @@ def test_run_from_layer_matches_full_forward(tiny, left):
         logits = run_from_layer(tiny, states.at(layer), layer, mask)
         assert logits.shape == full.shape
         assert_close_on_real_tokens(logits, full, mask)
+
+
+def test_run_from_layer_raises_no_deprecation_warning(tiny):
+    """No FutureWarning / DeprecationWarning from the transformers calls it makes (5.24 renamed
+    create_causal_mask's past_key_values; ``make test-latest`` runs this on the newest release)."""
+    ids, mask = padded_batch(left=True)
+    states = resid_stream_states(tiny, ids, mask)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        run_from_layer(tiny, states.at(1), 1, mask)
 
 
 def test_run_from_layer_matches_full_forward_with_soft_interchange_hook(tiny):
