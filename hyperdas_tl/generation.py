@@ -9,6 +9,7 @@ recomputes the prompt with the intervention, which is what a KV cache filled und
 intervention would hold, and the generated positions are never intervened.
 """
 
+import inspect
 import re
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -115,6 +116,12 @@ def _resid_pre_hooks_by_layer(fwd_hooks: FwdHooks) -> dict[int, list[Callable[..
 
 
 @torch.no_grad()
+def _cache_keyword(model: torch.nn.Module) -> str:
+    """The name of the HF forward's KV-cache argument (and output field): ``"cache"`` from
+    transformers 5.24 (which warns on the old name), ``"past_key_values"`` before."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def kv_cached_greedy_generate(
     model: torch.nn.Module,
     input_ids: Int[Tensor, "batch pos"],
@@ -191,7 +198,8 @@ def kv_cached_greedy_generate(
     next_tokens = out.logits[rows, torch.searchsorted(keep, last)].argmax(dim=-1)
     generated = [next_tokens]
     mask = torch.cat([attention_mask, attention_mask.new_zeros(batch, max_new_tokens)], dim=1)
-    cache = out.past_key_values
+    cache_keyword = _cache_keyword(plain)
+    cache = getattr(out, cache_keyword)
     for step in range(1, max_new_tokens):
         mask[:, width + step - 1] = 1
         with autocast_like(model):
@@ -199,10 +207,10 @@ def kv_cached_greedy_generate(
                 input_ids=next_tokens[:, None],
                 attention_mask=mask[:, : width + step],
                 position_ids=(lengths + step - 1)[:, None],
-                past_key_values=cache,
                 use_cache=True,
+                **{cache_keyword: cache},
             )
-        cache = out.past_key_values
+        cache = getattr(out, cache_keyword)
         next_tokens = out.logits[:, -1].argmax(dim=-1)
         generated.append(next_tokens)
     return torch.stack(generated, dim=1)

@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 import torch
 
@@ -106,6 +108,17 @@ def test_kv_cached_generation_equals_uncached_under_an_intervention(tiny_model, 
         tiny_model, enc.input_ids, enc.attention_mask, 5))  # fmt: skip
     if k is None:
         assert not torch.equal(plain, unhooked)  # the full swap changes the continuation
+
+
+def test_kv_cached_generation_raises_no_deprecation_warning(tiny_model):
+    """The KV-cache argument is passed under the name the installed transformers uses (5.24
+    renamed past_key_values to cache and warns on the old name; ``make test-latest`` runs this
+    on the newest release)."""
+    enc = tiny_model.tokenizer(PROMPTS, return_tensors="pt", padding=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        kv_cached_greedy_generate(tiny_model, enc.input_ids, enc.attention_mask, 3)
 
 
 @pytest.mark.smollm2
