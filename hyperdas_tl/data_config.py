@@ -50,7 +50,10 @@ class DataConfig:
     bucket_by_length: bool = True
     """Batch examples of similar token length together (sorted by base then source length),
     so little padding is computed; the trainer still visits the batches in a seeded random
-    order. Scores do not depend on it (tested)."""
+    order. The scores of a given intervention do not depend on it (tested); training does,
+    because each batch then holds examples of one length, often of one template: the README's
+    earlier city HyperDAS run replays exactly only with it off (see
+    ``analyses/results/seed_study_ravel_city``)."""
     instance_attributes: AttributeNamesOrNone = None
     """Attributes the instance is built for (default: every attribute of the domain, which makes
     isolate examples over all of them possible and shares the cache with ``analyses/``)."""
