@@ -115,13 +115,13 @@ def _resid_pre_hooks_by_layer(fwd_hooks: FwdHooks) -> dict[int, list[Callable[..
     return by_layer
 
 
-@torch.no_grad()
 def _cache_keyword(model: torch.nn.Module) -> str:
     """The name of the HF forward's KV-cache argument (and output field): ``"cache"`` from
     transformers 5.24 (which warns on the old name), ``"past_key_values"`` before."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
+@torch.no_grad()
 def kv_cached_greedy_generate(
     model: torch.nn.Module,
     input_ids: Int[Tensor, "batch pos"],

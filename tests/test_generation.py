@@ -121,6 +121,23 @@ def test_kv_cached_generation_raises_no_deprecation_warning(tiny_model):
         kv_cached_greedy_generate(tiny_model, enc.input_ids, enc.attention_mask, 3)
 
 
+def test_kv_cached_generation_builds_no_autograd_graph(tiny_model):
+    """Decoding runs under no_grad, even when the caller has gradients on."""
+    enc = tiny_model.tokenizer(PROMPTS, return_tensors="pt", padding=True)
+    seen = []
+
+    def record(hidden, hook=None):
+        seen.append(torch.is_grad_enabled())
+        return hidden
+
+    with torch.enable_grad():
+        kv_cached_greedy_generate(
+            tiny_model, enc.input_ids, enc.attention_mask, 3,
+            fwd_hooks=[("blocks.1.hook_resid_pre", record)],
+        )  # fmt: skip
+    assert seen and not any(seen)
+
+
 @pytest.mark.smollm2
 def test_smollm2_kv_cached_generation_equals_uncached_under_an_intervention(smollm2):
     enc = smollm2.tokenizer(PROMPTS, return_tensors="pt", padding=True)
