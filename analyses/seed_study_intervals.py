@@ -17,8 +17,9 @@ import json
 from pathlib import Path
 
 from hyperdas_tl.compare.records import ExampleRecord
+from hyperdas_tl.compare.report import format_interval
 from hyperdas_tl.compare.scores import paired_method_difference, summarise_method
-from hyperdas_tl.stats import BootstrapConfig, Interval
+from hyperdas_tl.stats import BootstrapConfig
 
 METRICS = ("cause", "isolate", "disentangle")
 
@@ -92,12 +93,6 @@ def run_records(label: str, path: Path, mode: str) -> dict[tuple[str, str], list
     return out
 
 
-def fmt(interval: Interval | None) -> str:
-    if interval is None:
-        return "—"
-    return f"{interval.mean:.3f} [{interval.lo:.3f}, {interval.hi:.3f}]"
-
-
 def main() -> None:
     args = parse_args()
     config = BootstrapConfig(n_resamples=args.resamples)
@@ -128,7 +123,7 @@ def main() -> None:
             scores.append(row)
             lines.append(
                 f"| {split} | {read_out} | {label} | {score.n_cause} / {score.n_isolate} | "
-                + " | ".join(fmt(score.pooled.get(m)) for m in METRICS)
+                + " | ".join(format_interval(score.pooled.get(m)) for m in METRICS)
                 + " |"
             )
     if args.pair:
@@ -152,7 +147,7 @@ def main() -> None:
             differences.append(row)
             lines.append(
                 f"| {split} | {read_out} | {a} − {b} | "
-                + " | ".join(fmt(getattr(diff, m)) for m in METRICS)
+                + " | ".join(format_interval(getattr(diff, m)) for m in METRICS)
                 + f" | {diff.decision} |"
             )
     args.out.parent.mkdir(parents=True, exist_ok=True)

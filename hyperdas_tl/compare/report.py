@@ -38,7 +38,8 @@ def _interval_cell(interval: Interval | None) -> dict[str, float] | None:
     return {"mean": interval.mean, "lo": interval.lo, "hi": interval.hi}
 
 
-def _fmt(interval: Interval | None) -> str:
+def format_interval(interval: Interval | None) -> str:
+    """``"0.470 [0.382, 0.560]"``, or ``"—"`` for no interval (the tables' cell format)."""
     if interval is None:
         return "—"
     return f"{interval.mean:.3f} [{interval.lo:.3f}, {interval.hi:.3f}]"
@@ -174,8 +175,9 @@ class ComparisonReport:
             scores = [self.score(m, split, mode) for m in self.methods]
             for s in scores:
                 lines.append(
-                    f"| {s.method} | {len(s.seeds) or '—'} | {_fmt(s.pooled.cause)} "
-                    f"| {_fmt(s.pooled.isolate)} | {_fmt(s.pooled.disentangle)} "
+                    f"| {s.method} | {len(s.seeds) or '—'} | {format_interval(s.pooled.cause)} "
+                    f"| {format_interval(s.pooled.isolate)} "
+                    f"| {format_interval(s.pooled.disentangle)} "
                     f"| {_fmt_spread(s.over_seeds.get('disentangle'))} | {s.n_cause} "
                     f"| {s.n_isolate} |"
                 )
@@ -190,8 +192,8 @@ class ComparisonReport:
                 for a in attributes:
                     attribute = s.attributes.get(a)
                     cells += [
-                        _fmt(None if attribute is None else attribute.cause),
-                        _fmt(None if attribute is None else attribute.isolate),
+                        format_interval(None if attribute is None else attribute.cause),
+                        format_interval(None if attribute is None else attribute.isolate),
                     ]
                 lines.append(f"| {s.method} | " + " | ".join(cells) + " |")
             differences = [d for d in self.differences if d.split == split and d.mode == mode]
@@ -203,8 +205,8 @@ class ComparisonReport:
                 ]
                 for d in differences:
                     lines.append(
-                        f"| {d.name} | {_fmt(d.cause)} | {_fmt(d.isolate)} "
-                        f"| {_fmt(d.disentangle)} | {d.decision} |"
+                        f"| {d.name} | {format_interval(d.cause)} | {format_interval(d.isolate)} "
+                        f"| {format_interval(d.disentangle)} | {d.decision} |"
                     )
         return "\n".join(lines) + "\n"
 
