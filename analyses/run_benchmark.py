@@ -7,7 +7,9 @@ trained method once per seed -> ``summary.json``, ``details.json``, ``records.js
 ``summary.md``, ``curves/`` and ``records/`` in ``--out``.
 
 The run is resumable: run the same command again and every (method, seed) already in ``--out``
-is skipped. ``--out`` defaults to ``runs/benchmark_<model>_<domain>`` (git-ignored); a folder
+is skipped. It is also shareable: start the same command N times (one process per core, e.g.
+``--threads 1`` each) and the processes share the (method, seed) units out between them
+(:mod:`hyperdas_tl.compare.claims`); each ends by writing the complete report. ``--out`` defaults to ``runs/benchmark_<model>_<domain>`` (git-ignored); a folder
 holding committed files is refused unless ``--allow-committed`` says so.
 
     HYPERDAS_TL_CACHE=... python analyses/run_benchmark.py --ravel ../shared/ravel/data.tgz \\
@@ -65,6 +67,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     data.add_argument("--batch-size", type=int, default=16)
     data.add_argument("--data-seed", type=int, default=0)
+    data.add_argument(
+        "--bucket-by-length",
+        action=argparse.BooleanOptionalAction,
+        default=DataConfig.bucket_by_length,
+        help="sort examples by length before batching (less padding; but then each training "
+        "batch asks about one attribute, which changes what training learns: see "
+        "DataConfig.bucket_by_length); --no-bucket-by-length: shuffled batches",
+    )
     data.add_argument(
         "--instance-attributes",
         nargs="+",
@@ -204,6 +214,7 @@ def main(argv: list[str] | None = None) -> None:
         eval_pairs=args.eval_pairs,
         batch_size=args.batch_size,
         seed=args.data_seed,
+        bucket_by_length=args.bucket_by_length,
         instance_attributes=tuple(args.instance_attributes or args.attributes),
     )
     start = time.perf_counter()

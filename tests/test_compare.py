@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 from bad_input import raises_bad_input
+from filelock import FileLock
 from tiny_experiment import tiny_experiment_data
 
 from hyperdas_tl import compare
@@ -17,7 +18,9 @@ from hyperdas_tl.compare import (
     default_differences,
     read_records,
 )
+from hyperdas_tl.compare.claims import lock_path
 from hyperdas_tl.compare.figure import comparison_figure
+from hyperdas_tl.compare.run_folder import unit_name, unit_records_path
 from hyperdas_tl.hyperdas.config import HyperDASConfig
 from hyperdas_tl.hyperdas.intervention import hyperdas_intervention
 from hyperdas_tl.hyperdas.model import HyperDAS
@@ -213,6 +216,60 @@ def test_layer_is_chosen_on_validation_and_curves_are_saved(run):
     markdown = (out / "summary.md").read_text()
     assert "## test_entity" in markdown and "| HyperDAS (soft) - MDAS |" in markdown
     assert "excludes 0" in markdown
+
+
+SHARED = ("no intervention", "random subspace")
+
+
+@pytest.fixture(scope="module")
+def unshared(tiny_model, data, tmp_path_factory):
+    """The controls run by one process alone: what a shared folder must end with."""
+    out = tmp_path_factory.mktemp("unshared")
+    report = compare_methods(tiny_model, data, 1, 4, SHARED, [0], settings=SETTINGS, out_dir=out)
+    return out, report
+
+
+def held_by_another_process(out, method, seed=None):
+    """The lock another process holding ``(method, seed)`` would hold (flock locks conflict
+    between two open files of one process too)."""
+    path = lock_path(out, unit_name(method, seed))
+    path.parent.mkdir(parents=True)
+    lock = FileLock(str(path), timeout=0)
+    lock.acquire()
+    return lock
+
+
+@pytest.mark.parametrize("other_finishes", [True, False], ids=["finishes", "dies"])
+def test_a_unit_held_by_another_process_is_waited_for(
+    tiny_model, data, unshared, tmp_path, other_finishes
+):
+    reference_out, reference = unshared
+    out = tmp_path / "shared"
+    other = held_by_another_process(out, "no intervention")
+    ran = []
+
+    def then_the_other_process_ends(method, seed, seconds):
+        ran.append((method, seed))
+        if other.is_locked:
+            if other_finishes:  # its records appear, then its lock goes
+                name = unit_name("no intervention", None)
+                target = unit_records_path(out, name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(unit_records_path(reference_out, name), target)
+            other.release()
+
+    report = compare_methods(tiny_model, data, 1, 4, SHARED, [0], settings=SETTINGS,
+                             out_dir=out, on_unit=then_the_other_process_ends)  # fmt: skip
+    if other_finishes:  # read, not run again
+        assert ran == [("random subspace", 0)]
+        assert report.metadata["resumed"] == ["no intervention"]
+    else:  # its holder died without records: this process runs it
+        assert ran == [("random subspace", 0), ("no intervention", None)]
+    assert report.summary() == reference.summary()
+    assert [r.method for r in report.records] == [r.method for r in reference.records]
+    assert json.loads((out / "summary.json").read_text()) == json.loads(
+        (reference_out / "summary.json").read_text()
+    )
 
 
 def test_a_different_run_in_the_same_folder_is_refused(tiny_model, data, run):

@@ -5,9 +5,12 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hyperdas_tl.compare.claims import claim
 from hyperdas_tl.compare.data_checks import check_attribute_rows, split_batches, target_attributes
 from hyperdas_tl.compare.layer_choice import LayerChoice, choose_layer
 from hyperdas_tl.compare.methods import DEFAULT_METHODS, METHODS, SEEDED_METHODS
@@ -65,6 +68,88 @@ def _check_trained_hyperdas(
                 f"trained_hyperdas[{seed}] has layer {hyperdas.layer}, k {hyperdas.k}; "
                 f"the comparison runs at layer {layer}, k {k}"
             )
+
+
+def _layer_choice(
+    model: TargetModel,
+    data: ExperimentData,
+    layers: Sequence[int],
+    k: int,
+    settings: CompareSettings,
+    seed: int,
+    out: Path | None,
+    metadata: dict[str, Any],
+) -> LayerChoice:
+    """The layer choice stored in ``out``, or made now (and stored)."""
+    cached = out / LAYER_JSON if out is not None else None
+    if cached is not None and cached.exists():
+        choice = LayerChoice.from_dict(json.loads(cached.read_text(encoding="utf-8")))
+        logger.info("layer choice resumed from %s: layer %d", cached, choice.layer)
+        return choice
+    start = time.perf_counter()
+    choice = choose_layer(model, data, layers, k, settings=settings, seed=seed)
+    metadata.setdefault("seconds", {})["layer_choice"] = time.perf_counter() - start
+    if cached is not None:
+        write_file(cached, json_text(choice.to_dict()))
+    return choice
+
+
+@dataclass
+class _UnitOutput:
+    records: list[ExampleRecord]
+    curves: dict[str, Any] | None
+    seconds: float | None
+    """Seconds it took here (None: resumed)."""
+
+
+def _label(method: str, seed: int | None) -> str:
+    return f"{method} seed {seed}" if seed is not None else method
+
+
+def _run_unit(
+    ctx: UnitContext,
+    out: Path | None,
+    method: str,
+    seed: int | None,
+    on_unit: Callable[[str, int | None, float], None] | None,
+) -> _UnitOutput:
+    """Train and score one unit; with ``out``, write its curves and then its records (the
+    records file marks it finished)."""
+    start = time.perf_counter()
+    result = run_unit(ctx, method, seed)
+    unit_records = score_unit(ctx, result, seed)
+    elapsed = time.perf_counter() - start
+    unit_curves = {**result.curves, "seconds": elapsed}
+    del result
+    if out is not None:
+        name = unit_name(method, seed)
+        write_file(out / "curves" / f"{name}.json", json_text(unit_curves))
+        write_binary_file(unit_records_path(out, name), records_bytes(unit_records))  # last
+    logger.info("%s: trained and scored in %.1fs", _label(method, seed), elapsed)
+    if on_unit is not None:
+        on_unit(method, seed, elapsed)
+    return _UnitOutput(unit_records, unit_curves, elapsed)
+
+
+def _resume_or_run(
+    ctx: UnitContext,
+    out: Path,
+    method: str,
+    seed: int | None,
+    on_unit: Callable[[str, int | None, float], None] | None,
+    resumed: list[str],
+) -> _UnitOutput:
+    """A unit this process holds the claim of: read from ``out`` when finished (here earlier,
+    or by another process), else run."""
+    name = unit_name(method, seed)
+    record_path = unit_records_path(out, name)
+    if not record_path.exists():
+        return _run_unit(ctx, out, method, seed, on_unit)
+    curve_path = out / "curves" / f"{name}.json"
+    curves = json.loads(curve_path.read_text(encoding="utf-8")) if curve_path.exists() else None
+    resumed.append(_label(method, seed))
+    logger.info("%s: records found in %s, skipped", _label(method, seed), record_path)
+    return _UnitOutput(read_records(record_path), curves, None)
 
 
 def compare_methods(
@@ -140,23 +225,16 @@ def compare_methods(
     layer_arg: Any = layer if isinstance(layer, int) else [int(x) for x in layer]
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        check_run_folder(out, run_fingerprint(model, data, layer_arg, k, settings), metadata)
+        with claim(out, "run", wait=True):
+            check_run_folder(out, run_fingerprint(model, data, layer_arg, k, settings), metadata)
 
     layer_choice = None
     if isinstance(layer, int):
         resid_pre_name(model, layer)
         chosen = layer
     else:
-        cached = out / LAYER_JSON if out is not None else None
-        if cached is not None and cached.exists():
-            layer_choice = LayerChoice.from_dict(json.loads(cached.read_text(encoding="utf-8")))
-            logger.info("layer choice resumed from %s: layer %d", cached, layer_choice.layer)
-        else:
-            start = time.perf_counter()
-            layer_choice = choose_layer(model, data, layer, k, settings=settings, seed=seeds[0])
-            metadata.setdefault("seconds", {})["layer_choice"] = time.perf_counter() - start
-            if cached is not None:
-                write_file(cached, json_text(layer_choice.to_dict()))
+        with claim(out, "layer_choice", wait=True) if out is not None else nullcontext():
+            layer_choice = _layer_choice(model, data, layer, k, settings, seeds[0], out, metadata)
         chosen = layer_choice.layer
 
     device = module_device(model)
@@ -171,38 +249,30 @@ def compare_methods(
         settings=settings,
         trained_hyperdas=trained_hyperdas,
     )
-    records: list[ExampleRecord] = []
-    curves: dict[str, Any] = {}
+    units = [(m, s) for m in methods for s in (seeds if m in SEEDED_METHODS else [None])]
+    finished: dict[tuple[str, int | None], _UnitOutput] = {}
+    resumed: list[str] = []
+    held_elsewhere = []
+    for method, seed in units:
+        if out is None:
+            finished[method, seed] = _run_unit(ctx, None, method, seed, on_unit)
+            continue
+        with claim(out, unit_name(method, seed), wait=False) as mine:
+            if mine:
+                finished[method, seed] = _resume_or_run(ctx, out, method, seed, on_unit, resumed)
+            else:
+                held_elsewhere.append((method, seed))
+                logger.info(
+                    "%s: another process holds it; read when it is done", _label(method, seed)
+                )
+    for method, seed in held_elsewhere:  # wait for the other processes' units, then read them
+        assert out is not None  # only a shared folder has units held elsewhere
+        with claim(out, unit_name(method, seed), wait=True):
+            finished[method, seed] = _resume_or_run(ctx, out, method, seed, on_unit, resumed)
+    records = [r for unit in units for r in finished[unit].records]
+    curves = {_label(*unit): finished[unit].curves for unit in units if finished[unit].curves}
     seconds = metadata.setdefault("seconds", {})
-    resumed = []
-    for method in methods:
-        for seed in seeds if method in SEEDED_METHODS else [None]:
-            name = unit_name(method, seed)
-            record_path = unit_records_path(out, name) if out is not None else None
-            curve_path = out / "curves" / f"{name}.json" if out is not None else None
-            label = f"{method} seed {seed}" if seed is not None else method
-            if record_path is not None and record_path.exists():
-                records.extend(read_records(record_path))
-                if curve_path is not None and curve_path.exists():
-                    curves[label] = json.loads(curve_path.read_text(encoding="utf-8"))
-                resumed.append(label)
-                logger.info("%s: records found in %s, skipped", label, record_path)
-                continue
-            start = time.perf_counter()
-            result = run_unit(ctx, method, seed)
-            unit_records = score_unit(ctx, result, seed)
-            elapsed = time.perf_counter() - start
-            unit_curves = {**result.curves, "seconds": elapsed}
-            if record_path is not None and curve_path is not None:
-                write_file(curve_path, json_text(unit_curves))
-                write_binary_file(record_path, records_bytes(unit_records))  # last: marks it done
-            records.extend(unit_records)
-            curves[label] = unit_curves
-            seconds[label] = elapsed
-            logger.info("%s: trained and scored in %.1fs", label, elapsed)
-            if on_unit is not None:
-                on_unit(method, seed, elapsed)
-            del result
+    seconds.update({_label(*u): finished[u].seconds for u in units if finished[u].seconds})
     metadata["resumed"] = resumed
 
     report = build_report(
@@ -219,5 +289,6 @@ def compare_methods(
         metadata=metadata,
     )
     if out is not None:
-        write_report(report, out)
+        with claim(out, "report", wait=True):
+            write_report(report, out)
     return report
