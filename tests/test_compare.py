@@ -472,3 +472,17 @@ def test_the_figure_draws_every_method_with_its_interval(run):
     assert dashed(axes[0]) == []  # only Disentangle has it
     with raises_bad_input("not in the summary"):
         comparison_figure(summary, splits=["test_context"])
+
+
+def test_candidate_layers_are_scored_independently_of_their_order(tiny_model, data):
+    """What lets processes share the candidates out: each layer's score depends on the layer
+    alone, not on which were scored before it."""
+    from hyperdas_tl.compare import choose_layer
+
+    def backwards(layers, score):
+        return [score(layer) for layer in reversed(layers)][::-1]
+
+    forwards = choose_layer(tiny_model, data, [1, 2], 4, settings=SETTINGS)
+    assert choose_layer(tiny_model, data, [1, 2], 4, settings=SETTINGS, map_layers=backwards) == (
+        forwards
+    )

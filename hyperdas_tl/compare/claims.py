@@ -6,14 +6,21 @@ unit's lock (``<out>/.locks/<unit>.lock``, a ``filelock`` lock, released by the 
 holder dies), skips the units another process holds, and at the end waits for those and reads
 their records; a unit whose holder died without writing its records is run by whoever claims it
 next. The layer choice, ``run.json`` and the report files are each written under a lock of their
-own, so every process ends with the same complete report.
+own, and the candidate layers of a layer choice are shared out like units, so every process
+ends with the same complete report.
 """
 
 import contextlib
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
+
+logger = logging.getLogger(__name__)
 
 LOCKS_DIR = ".locks"
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def lock_path(out: Path, name: str) -> Path:
@@ -42,3 +49,34 @@ def claim(out: Path, name: str, *, wait: bool) -> Iterator[bool]:
         yield True
     finally:
         lock.release()
+
+
+def share_out(
+    out: Path,
+    items: Sequence[T],
+    name: Callable[[T], str],
+    finished: Callable[[T], R | None],
+    run: Callable[[T], R],
+) -> list[R]:
+    """``[result of each item]``, shared with any other process doing the same in ``out``.
+
+    Each item is claimed by name: an item this process holds is read (``finished(item)``, None
+    when it is not done) or run (``run(item)``, which stores what ``finished`` reads); items
+    another process holds are waited for after the rest, then read, or run when their holder
+    left without finishing them.
+    """
+    results: dict[int, R] = {}
+    elsewhere = []
+    for i, item in enumerate(items):
+        with claim(out, name(item), wait=False) as mine:
+            if not mine:
+                logger.info("%s: held by another process; read when it is done", name(item))
+                elsewhere.append(i)
+                continue
+            done = finished(item)
+            results[i] = done if done is not None else run(item)
+    for i in elsewhere:
+        with claim(out, name(items[i]), wait=True):
+            done = finished(items[i])
+            results[i] = done if done is not None else run(items[i])
+    return [results[i] for i in range(len(items))]

@@ -2,7 +2,7 @@
 (:func:`choose_layer`); test splits are never read."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -65,11 +65,14 @@ def choose_layer(
     *,
     settings: CompareSettings | None = None,
     seed: int = 0,
+    map_layers: Callable[[list[int], Callable[[int], LayerScore]], list[LayerScore]] | None = None,
 ) -> LayerChoice:
     """The candidate layer whose per-attribute DAS (``settings.layer_objective``, a short run:
     ``layer_epochs`` at ``layer_lr``) scores the best teacher-forced Disentangle on
     ``settings.val_split`` (macro over attributes; the shallowest layer on ties). Test splits
-    are never read."""
+    are never read. ``map_layers(layers, score)``: how the candidates are scored (default one
+    after another; :func:`~hyperdas_tl.compare.compare_methods` shares them out between the
+    processes of one folder)."""
     settings = settings or CompareSettings()
     layers = list(layers)
     if not layers:
@@ -86,8 +89,8 @@ def choose_layer(
         max_label_tokens=settings.max_label_tokens,
         show_progress=settings.show_progress,
     )
-    scores = []
-    for layer in layers:
+
+    def score(layer: int) -> LayerScore:
         config = DASConfig(
             layer=layer,
             k=k,
@@ -105,8 +108,10 @@ def choose_layer(
         )
         domains = [d for d in result.domains if d.mode == "teacher_forced"]
         values = {m: mean_present(getattr(d, m) for d in domains) for m in METRICS}
-        scores.append(LayerScore(layer=layer, **values))
         logger.info("layer %d: val Disentangle %s", layer, values["disentangle"])
+        return LayerScore(layer=layer, **values)
+
+    scores = map_layers(layers, score) if map_layers else [score(layer) for layer in layers]
     best = max(
         scores,
         key=lambda s: (-1.0 if s.disentangle is None else s.disentangle, -s.layer),

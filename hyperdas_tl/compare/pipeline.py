@@ -5,14 +5,13 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hyperdas_tl.compare.claims import claim
+from hyperdas_tl.compare.claims import claim, share_out
 from hyperdas_tl.compare.data_checks import check_attribute_rows, split_batches, target_attributes
-from hyperdas_tl.compare.layer_choice import LayerChoice, choose_layer
+from hyperdas_tl.compare.layer_choice import LayerChoice, LayerScore, choose_layer
 from hyperdas_tl.compare.methods import DEFAULT_METHODS, METHODS, SEEDED_METHODS
 from hyperdas_tl.compare.records import ExampleRecord, read_records, records_bytes
 from hyperdas_tl.compare.report import ComparisonReport, build_report, write_report
@@ -87,7 +86,24 @@ def _layer_choice(
         logger.info("layer choice resumed from %s: layer %d", cached, choice.layer)
         return choice
     start = time.perf_counter()
-    choice = choose_layer(model, data, layers, k, settings=settings, seed=seed)
+    shared = None
+    if out is not None:
+
+        def shared(candidates: list[int], score: Callable[[int], LayerScore]) -> list[LayerScore]:
+            def stored(layer: int) -> LayerScore | None:
+                path = out / "layer_scores" / f"L{layer}.json"
+                if not path.exists():
+                    return None
+                return LayerScore(**json.loads(path.read_text(encoding="utf-8")))
+
+            def scored(layer: int) -> LayerScore:
+                result = score(layer)
+                write_file(out / "layer_scores" / f"L{layer}.json", json_text(asdict(result)))
+                return result
+
+            return share_out(out, candidates, lambda layer: f"layer_{layer}", stored, scored)
+
+    choice = choose_layer(model, data, layers, k, settings=settings, seed=seed, map_layers=shared)
     metadata.setdefault("seconds", {})["layer_choice"] = time.perf_counter() - start
     if cached is not None:
         write_file(cached, json_text(choice.to_dict()))
@@ -131,20 +147,15 @@ def _run_unit(
     return _UnitOutput(unit_records, unit_curves, elapsed)
 
 
-def _resume_or_run(
-    ctx: UnitContext,
-    out: Path,
-    method: str,
-    seed: int | None,
-    on_unit: Callable[[str, int | None, float], None] | None,
-    resumed: list[str],
-) -> _UnitOutput:
-    """A unit this process holds the claim of: read from ``out`` when finished (here earlier,
-    or by another process), else run."""
+def _finished_unit(
+    out: Path, method: str, seed: int | None, resumed: list[str]
+) -> _UnitOutput | None:
+    """A unit's records and curves from ``out`` (finished here earlier, or by another
+    process), or None when it is not finished."""
     name = unit_name(method, seed)
     record_path = unit_records_path(out, name)
     if not record_path.exists():
-        return _run_unit(ctx, out, method, seed, on_unit)
+        return None
     curve_path = out / "curves" / f"{name}.json"
     curves = json.loads(curve_path.read_text(encoding="utf-8")) if curve_path.exists() else None
     resumed.append(_label(method, seed))
@@ -233,8 +244,7 @@ def compare_methods(
         resid_pre_name(model, layer)
         chosen = layer
     else:
-        with claim(out, "layer_choice", wait=True) if out is not None else nullcontext():
-            layer_choice = _layer_choice(model, data, layer, k, settings, seeds[0], out, metadata)
+        layer_choice = _layer_choice(model, data, layer, k, settings, seeds[0], out, metadata)
         chosen = layer_choice.layer
 
     device = module_device(model)
@@ -250,25 +260,18 @@ def compare_methods(
         trained_hyperdas=trained_hyperdas,
     )
     units = [(m, s) for m in methods for s in (seeds if m in SEEDED_METHODS else [None])]
-    finished: dict[tuple[str, int | None], _UnitOutput] = {}
     resumed: list[str] = []
-    held_elsewhere = []
-    for method, seed in units:
-        if out is None:
-            finished[method, seed] = _run_unit(ctx, None, method, seed, on_unit)
-            continue
-        with claim(out, unit_name(method, seed), wait=False) as mine:
-            if mine:
-                finished[method, seed] = _resume_or_run(ctx, out, method, seed, on_unit, resumed)
-            else:
-                held_elsewhere.append((method, seed))
-                logger.info(
-                    "%s: another process holds it; read when it is done", _label(method, seed)
-                )
-    for method, seed in held_elsewhere:  # wait for the other processes' units, then read them
-        assert out is not None  # only a shared folder has units held elsewhere
-        with claim(out, unit_name(method, seed), wait=True):
-            finished[method, seed] = _resume_or_run(ctx, out, method, seed, on_unit, resumed)
+    if out is None:
+        outputs = [_run_unit(ctx, None, method, seed, on_unit) for method, seed in units]
+    else:
+        outputs = share_out(
+            out,
+            units,
+            lambda unit: unit_name(*unit),
+            lambda unit: _finished_unit(out, *unit, resumed),
+            lambda unit: _run_unit(ctx, out, *unit, on_unit),
+        )
+    finished = dict(zip(units, outputs, strict=True))
     records = [r for unit in units for r in finished[unit].records]
     curves = {_label(*unit): finished[unit].curves for unit in units if finished[unit].curves}
     seconds = metadata.setdefault("seconds", {})
