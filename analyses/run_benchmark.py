@@ -9,8 +9,10 @@ trained method once per seed -> ``summary.json``, ``details.json``, ``records.js
 The run is resumable: run the same command again and every (method, seed) already in ``--out``
 is skipped. It is also shareable: start the same command N times (one process per core, e.g.
 ``--threads 1`` each) and the processes share the (method, seed) units out between them
-(:mod:`hyperdas_tl.compare.claims`); each ends by writing the complete report. ``--out`` defaults to ``runs/benchmark_<model>_<domain>`` (git-ignored); a folder
-holding committed files is refused unless ``--allow-committed`` says so.
+(:mod:`hyperdas_tl.compare.claims`; ``--longest-first`` makes them finish close together);
+each ends by writing the complete report. ``--out`` defaults to
+``runs/benchmark_<model>_<domain>`` (git-ignored); a folder holding committed files is refused
+unless ``--allow-committed`` says so.
 
     HYPERDAS_TL_CACHE=... python analyses/run_benchmark.py --ravel ../shared/ravel/data.tgz \\
         --domain city --attributes Country Continent --layers 3 6 9 12 --k 18 --seeds 0 1 2
@@ -168,6 +170,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="allow --out to be a folder that holds committed files",
     )
+    out.add_argument(
+        "--longest-first",
+        action="store_true",
+        help="take the (method, seed) units on longest first (HyperDAS, MDAS, DAS, ...): for "
+        "several processes sharing --out, so they finish close together",
+    )
     out.add_argument("--progress", action="store_true", help="tqdm bars")
     args = p.parse_args(argv)  # fmt: skip
     if args.layer is None and args.layers is None:
@@ -279,6 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         settings=settings,
         out_dir=args.out,
         metadata=metadata,
+        longest_first=args.longest_first,
     )
     logger.info("layer %d; done in %.0fs: %s", report.layer, time.perf_counter() - start, args.out)
 

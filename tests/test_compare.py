@@ -486,3 +486,16 @@ def test_candidate_layers_are_scored_independently_of_their_order(tiny_model, da
     assert choose_layer(tiny_model, data, [1, 2], 4, settings=SETTINGS, map_layers=backwards) == (
         forwards
     )
+
+
+def test_longest_first_changes_the_order_units_run_in_not_the_report(
+    tiny_model, data, unshared, tmp_path
+):
+    _, reference = unshared
+    ran = []
+    report = compare_methods(tiny_model, data, 1, 4, SHARED, [0], settings=SETTINGS,
+                             out_dir=tmp_path, on_unit=lambda m, s, t: ran.append(m),
+                             longest_first=True)  # fmt: skip
+    assert ran == ["random subspace", "no intervention"]
+    assert [r.method for r in report.records] == [r.method for r in reference.records]
+    assert report.summary() == reference.summary()

@@ -12,7 +12,12 @@ from typing import Any
 from hyperdas_tl.compare.claims import claim, share_out
 from hyperdas_tl.compare.data_checks import check_attribute_rows, split_batches, target_attributes
 from hyperdas_tl.compare.layer_choice import LayerChoice, LayerScore, choose_layer
-from hyperdas_tl.compare.methods import DEFAULT_METHODS, METHODS, SEEDED_METHODS
+from hyperdas_tl.compare.methods import (
+    DEFAULT_METHODS,
+    LONGEST_FIRST,
+    METHODS,
+    SEEDED_METHODS,
+)
 from hyperdas_tl.compare.records import ExampleRecord, read_records, records_bytes
 from hyperdas_tl.compare.report import ComparisonReport, build_report, write_report
 from hyperdas_tl.compare.run_folder import (
@@ -176,6 +181,7 @@ def compare_methods(
     metadata: dict[str, Any] | None = None,
     on_unit: Callable[[str, int | None, float], None] | None = None,
     trained_hyperdas: Mapping[int, HyperDAS] | None = None,
+    longest_first: bool = False,
 ) -> ComparisonReport:
     """Train and score ``methods`` on the same examples of ``data`` (see the package docstring,
     :mod:`hyperdas_tl.compare`).
@@ -199,6 +205,9 @@ def compare_methods(
             seed: ``"HyperDAS"`` scores them for those seeds instead of training. Each must
             sit on ``model`` at the comparison's layer and ``k`` (a given ``layer``, not a
             choice among candidates).
+        longest_first: with ``out_dir``, take the units on in :data:`LONGEST_FIRST` order (the
+            longest first) rather than as listed: for several processes sharing ``out_dir``,
+            which then finish close together. The report is the same either way.
     """
     settings = settings or CompareSettings()
     methods = list(dict.fromkeys(methods))
@@ -263,15 +272,18 @@ def compare_methods(
     resumed: list[str] = []
     if out is None:
         outputs = [_run_unit(ctx, None, method, seed, on_unit) for method, seed in units]
+        units_run = units
     else:
+        claimed = sorted(units, key=lambda u: LONGEST_FIRST.index(u[0])) if longest_first else units
         outputs = share_out(
             out,
-            units,
+            claimed,
             lambda unit: unit_name(*unit),
             lambda unit: _finished_unit(out, *unit, resumed),
             lambda unit: _run_unit(ctx, out, *unit, on_unit),
         )
-    finished = dict(zip(units, outputs, strict=True))
+        units_run = claimed
+    finished = dict(zip(units_run, outputs, strict=True))
     records = [r for unit in units for r in finished[unit].records]
     curves = {_label(*unit): finished[unit].curves for unit in units if finished[unit].curves}
     seconds = metadata.setdefault("seconds", {})
