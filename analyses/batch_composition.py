@@ -8,16 +8,12 @@ training batch, with ``bucket_by_length`` off and on (same examples, same shuffl
 
 import argparse
 import os
-import random
 import statistics
 from collections.abc import Callable
+from dataclasses import replace
 
 from hyperdas_tl.data.examples import InterventionExample
-from hyperdas_tl.experiment import (
-    build_experiment_data,
-    ravel_city_data_config,
-    sorted_by_length,
-)
+from hyperdas_tl.experiment import batch_order, build_experiment_data, ravel_city_data_config
 from hyperdas_tl.models import load_model
 
 MODEL = "smollm2-135m"
@@ -39,9 +35,13 @@ def main() -> None:
         p.error("give --ravel PATH or set HYPERDAS_TL_RAVEL")
     model = load_model(MODEL, device="cpu")
     config = ravel_city_data_config(args.ravel, bucket_by_length=False)
-    examples = list(build_experiment_data(model, config, model_name=MODEL).examples["train"])
-    random.Random(config.seed).shuffle(examples)  # the order build_experiment_data batches
-    orders = {"off": examples, "on": sorted_by_length(examples, model.tokenizer)}
+    examples = build_experiment_data(model, config, model_name=MODEL).examples["train"]
+    orders = {  # the orders build_experiment_data batches them in
+        bucketed: batch_order(
+            examples, "train", replace(config, bucket_by_length=bucketed), model.tokenizer
+        )
+        for bucketed in (False, True)
+    }
     size = config.batch_size
     print(f"{len(examples)} training examples, batches of {size}; mean distinct per batch:")
     print("| per batch | bucket_by_length off | on |")

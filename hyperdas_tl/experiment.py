@@ -92,6 +92,20 @@ def sorted_by_length(
     return [examples[i] for i in order]
 
 
+def batch_order(
+    examples: list[InterventionExample], split: str, config: DataConfig, tokenizer: Any
+) -> list[InterventionExample]:
+    """``examples`` of ``split`` in the order :func:`build_experiment_data` batches them:
+    the training split shuffled (seeded by ``config.seed``), then, with
+    ``config.bucket_by_length``, stably sorted by length (:func:`sorted_by_length`)."""
+    ordered = list(examples)
+    if split == "train":
+        random.Random(config.seed).shuffle(ordered)
+    if config.bucket_by_length:
+        ordered = sorted_by_length(ordered, tokenizer)
+    return ordered
+
+
 def load_domain(config: DataConfig):
     """The :class:`~hyperdas_tl.data.RavelDomain` named by ``config``."""
     if config.source == "geonames":
@@ -135,13 +149,8 @@ def build_experiment_data(
         for split, examples in pairs.splits.items():
             cap = config.train_pairs if split == "train" else config.eval_pairs
             data.examples.setdefault(split, []).extend(examples[:cap])
-    rng = random.Random(config.seed)
     for split, examples in data.examples.items():
-        if split == "train":
-            examples = list(examples)
-            rng.shuffle(examples)
-        if config.bucket_by_length:
-            examples = sorted_by_length(examples, model.tokenizer)
+        examples = batch_order(examples, split, config, model.tokenizer)
         data.batches[split] = [
             collate_examples(
                 examples[i : i + config.batch_size],

@@ -81,6 +81,18 @@ def cpu_flags() -> list[str]:
     return sorted(f for f in flags if f in ("amx_bf16", "amx_tile", "avx512_bf16"))
 
 
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` ("" where it is not readable)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
 def make_reproducible(seed: int, threads: int | None = None) -> int:
     """Seed Python, numpy and torch, fix the torch thread count and switch on deterministic
     algorithms (warn-only where an op has none). Returns the thread count in force."""

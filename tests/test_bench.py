@@ -9,6 +9,7 @@ from hyperdas_tl import bench
 from hyperdas_tl.bench import BenchSettings
 from hyperdas_tl.hyperdas import HyperDAS
 from hyperdas_tl.models import TINY_LLAMA_NAME, build_tiny_llama_hf, tiny_llama_config
+from hyperdas_tl.provenance import cpu_flags, cpu_model
 
 pytest.importorskip("pyvene", reason="the DAS comparison needs pyvene (the 'bench' extra)")
 
@@ -159,3 +160,10 @@ def test_main_writes_json_and_markdown(tmp_path, tiny_model, monkeypatch):
     assert len(results["machine"]["loadavg_start"]) == 3 and "loadavg_end" in results["machine"]
     markdown = out.with_suffix(".md").read_text()
     assert "## 1. Hook overhead" in markdown and "Meta-Llama-3-8B" in markdown
+
+
+def test_machine_info_names_the_cpu_and_its_bf16_support():
+    info = bench.machine_info(BenchSettings())
+    assert info["cpu"] == cpu_model() and info["bf16_cpu_flags"] == cpu_flags()
+    assert isinstance(info["cpu"], str)
+    assert set(info["bf16_cpu_flags"]) <= {"amx_bf16", "amx_tile", "avx512_bf16"}

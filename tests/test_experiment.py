@@ -5,7 +5,13 @@ from dataclasses import replace
 import pytest
 import torch
 
-from hyperdas_tl.experiment import DataConfig, build_experiment_data, ravel_city_data_config
+from hyperdas_tl.data import collate_examples
+from hyperdas_tl.experiment import (
+    DataConfig,
+    batch_order,
+    build_experiment_data,
+    ravel_city_data_config,
+)
 from hyperdas_tl.interchange import random_orthonormal_basis
 from hyperdas_tl.metrics import EvalConfig, entity_subspace_intervention, evaluate
 
@@ -44,6 +50,13 @@ def test_length_buckets_cut_padding_and_change_no_score(smollm2):
         for data in (bucketed, plain)
     ]
     assert scores[0].attributes == scores[1].attributes
+    for data in (bucketed, plain):  # batch_order is the order the batches were made in
+        order = batch_order(data.examples["train"], "train", data.config, smollm2.tokenizer)
+        size = data.config.batch_size
+        remade = collate_examples(order[size : 2 * size], smollm2.tokenizer,
+                                  max_label_tokens=data.config.max_label_tokens,
+                                  n_ctx=int(smollm2.cfg.n_ctx))  # fmt: skip
+        assert torch.equal(remade.base_ids, data.batches["train"][1].base_ids)
 
 
 def test_ravel_city_data_config_is_the_analyses_city_run():

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from hyperdas_tl.models import SMOLLM2_NAME
+from hyperdas_tl.provenance import cpu_flags, cpu_model
 
 
 @dataclass
@@ -72,6 +73,8 @@ def machine_info(settings: BenchSettings) -> dict[str, Any]:
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "bf16_cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,
