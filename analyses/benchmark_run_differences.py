@@ -1,0 +1,129 @@
+"""Paired differences between two benchmark runs on the same examples, method by method.
+
+Two ``run_benchmark.py`` folders that score the same examples (the same data and sampling
+seed; their ``run.json`` fingerprints hold the same ``examples_sha1``) but differ in something
+else — here ``--no-bucket-by-length`` — are compared example by example: for every method both
+scored and every split, run A − run B of Cause / Isolate / Disentangle, each example's verdict
+averaged over the seeds both runs hold, with the benchmark's paired 95 % cluster bootstrap
+(:func:`hyperdas_tl.compare.scores.paired_method_difference`).
+
+    python analyses/benchmark_run_differences.py \\
+        --a unbucketed=analyses/results/benchmark_smollm2_city_unbucketed \\
+        --b bucketed=analyses/results/benchmark_smollm2_city \\
+        --out analyses/results/benchmark_smollm2_city_unbucketed/vs_bucketed
+"""
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from hyperdas_tl.compare import SPLIT_ORDER
+from hyperdas_tl.compare.records import ExampleRecord, read_records
+from hyperdas_tl.compare.report import format_interval
+from hyperdas_tl.compare.run_folder import RECORDS_JSONL, RUN_JSON
+from hyperdas_tl.compare.scores import paired_method_difference
+from hyperdas_tl.stats import BootstrapConfig
+
+METRICS = ("cause", "isolate", "disentangle")
+
+
+def labelled_folder(parser: argparse.ArgumentParser, option: str, value: str) -> tuple[str, Path]:
+    label, sep, path = value.partition("=")
+    if not sep or not label or not path:
+        parser.error(f"{option} expects LABEL=FOLDER, got {value!r}")
+    folder = Path(path)
+    for name in (RECORDS_JSONL, RUN_JSON):
+        if not (folder / name).is_file():
+            parser.error(f"{option} {label!r}: {folder} has no {name} (not a finished run)")
+    return label, folder
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--a", required=True, metavar="LABEL=FOLDER", help="run A of A - B")
+    p.add_argument("--b", required=True, metavar="LABEL=FOLDER", help="run B of A - B")
+    p.add_argument("--mode", default="teacher_forced")
+    p.add_argument("--resamples", type=int, default=2000)
+    p.add_argument("--out", type=Path, required=True, help="writes <out>.json and <out>.md")
+    args = p.parse_args()
+    args.a = labelled_folder(p, "--a", args.a)
+    args.b = labelled_folder(p, "--b", args.b)
+    fingerprints = [
+        json.loads((f / RUN_JSON).read_text())["fingerprint"] for _, f in (args.a, args.b)
+    ]
+    if fingerprints[0]["examples_sha1"] != fingerprints[1]["examples_sha1"]:
+        p.error("the two runs score different examples (examples_sha1 differs): nothing to pair")
+    args.differs_in = sorted(
+        k
+        for k in fingerprints[0]["data"]
+        if fingerprints[0]["data"][k] != fingerprints[1]["data"][k]
+    )
+    return args
+
+
+def by_cell(records: list[ExampleRecord], mode: str) -> dict[tuple[str, str], list[ExampleRecord]]:
+    """``{(split, method): records}`` of one mode."""
+    out: dict[tuple[str, str], list[ExampleRecord]] = {}
+    for record in records:
+        if record.mode == mode:
+            out.setdefault((record.split, record.method), []).append(record)
+    return out
+
+
+def common_seeds(a: list[ExampleRecord], b: list[ExampleRecord]) -> list[ExampleRecord]:
+    """``a``'s records of the seeds ``b`` also has (deterministic methods: seed None, kept)."""
+    seeds = {r.seed for r in b}
+    return [r for r in a if r.seed in seeds]
+
+
+def main() -> None:
+    args = parse_args()
+    config = BootstrapConfig(n_resamples=args.resamples)
+    (label_a, folder_a), (label_b, folder_b) = args.a, args.b
+    cells_a = by_cell(read_records(folder_a / RECORDS_JSONL), args.mode)
+    cells_b = by_cell(read_records(folder_b / RECORDS_JSONL), args.mode)
+    rows, lines = (
+        [],
+        [
+            f"# {label_a} − {label_b}: paired differences on the same examples",
+            "",
+            f"A = `{folder_a}`, B = `{folder_b}`; the runs' data configs differ in "
+            f"{args.differs_in or 'nothing'}. Mode {args.mode}; each example's verdict averaged "
+            "over the seeds both runs hold; 95 % cluster bootstrap over base entities, "
+            f"{args.resamples} resamples (`analyses/benchmark_run_differences.py`). A differs "
+            "from B only when the interval excludes 0.",
+            "",
+            "| split | method | seeds | Cause | Isolate | Disentangle | decision (Dis.) |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ],
+    )
+    methods = list(dict.fromkeys(method for _, method in cells_a))  # the report's order
+    shared = set(cells_a) & set(cells_b)
+    order = [(s, m) for s in SPLIT_ORDER for m in methods if (s, m) in shared]
+    for split, method in order:
+        a = common_seeds(cells_a[split, method], cells_b[split, method])
+        b = common_seeds(cells_b[split, method], cells_a[split, method])
+        if not a or not b:
+            continue
+        seeds = sorted({r.seed for r in a}, key=lambda s: -1 if s is None else s)
+        a = [replace(r, method=label_a) for r in a]  # the decision names the runs
+        b = [replace(r, method=label_b) for r in b]
+        diff = paired_method_difference(a, b, config)
+        row = {"split": split, "method": method, "seeds": seeds, "decision": diff.decision}
+        row |= {m: getattr(diff, m).to_dict() for m in METRICS if getattr(diff, m)}
+        rows.append(row)
+        lines.append(
+            f"| {split} | {method} | {', '.join('—' if s is None else str(s) for s in seeds)} | "
+            + " | ".join(format_interval(getattr(diff, m)) for m in METRICS)
+            + f" | {diff.decision} |"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"a": {label_a: str(folder_a)}, "b": {label_b: str(folder_b)}, "mode": args.mode}
+    payload |= {"differs_in": args.differs_in, "resamples": args.resamples, "differences": rows}
+    args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
