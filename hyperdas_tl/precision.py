@@ -5,9 +5,11 @@ can hold its weights in bfloat16; what is trained (hypernetwork, selection, R0, 
 always keeps float32 master weights and runs under ``torch.autocast(bfloat16)`` beside a bf16
 target (:func:`autocast_like`). ``"auto"`` picks bfloat16 only where the hardware does bf16
 matrix work natively (a CUDA device with bf16 support, or a CPU reporting ``amx_bf16`` or
-``avx512_bf16``) and says so in the log; elsewhere float32. On this project's CPUs (AMX) a
-no-grad SmolLM2 forward is 3.3x faster with bf16 weights; the equivalence of the two
-precisions is measured in ``analyses/results/precision_smollm2.md``.
+``avx512_bf16``) and says so in the log; elsewhere float32. How much it buys depends on the
+CPU: on the AMD EPYC (``avx512_bf16``, no AMX) of the last measurement a bf16 matrix product is
+~2x faster than fp32 and a HyperDAS training step 1.9x (``analyses/bench_precision.py``; CPUs
+with AMX gain more). The speed and the equivalence of the two precisions are measured in
+``analyses/results/bench_precision_smollm2.md`` and ``analyses/results/precision_runs_smollm2``.
 """
 
 import contextlib
