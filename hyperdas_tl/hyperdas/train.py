@@ -229,6 +229,7 @@ def train_hyperdas(
     )
     state_cache: dict[int, TargetStates] = {}
     cache_bytes, cache_cap = 0, int(training.state_cache_max_gb * 2**30)
+    cache_full_logged = False
     # a batch is reused only if the run goes past one epoch; otherwise caching just holds memory
     cache_states = training.cache_target_states and training.n_steps > len(train_batches)
     for step in bar:
@@ -245,7 +246,8 @@ def train_hyperdas(
                     logger.info(
                         "state cache holds every training batch: %.1f MB", cache_bytes / 2**20
                     )
-            elif len(state_cache) and step < len(train_batches):
+            elif not cache_full_logged:
+                cache_full_logged = True
                 logger.info(
                     "state cache full at %.1f MB (%d of %d batches); the rest is recomputed",
                     cache_bytes / 2**20,

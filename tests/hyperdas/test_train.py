@@ -1,5 +1,7 @@
 """Training: learns a planted concept; stops clearly on NaN."""
 
+import logging
+
 import pytest
 import torch
 from hyperdas_helpers import build_batch, build_config
@@ -67,7 +69,7 @@ def test_head_lr_applies_to_selection_and_householder_mlp_only(tiny_target):
     assert {lr_of[i] for i in r0} == {1e-2}
 
 
-def test_cached_target_states_give_the_same_run(tiny_target, monkeypatch):
+def test_cached_target_states_give_the_same_run(tiny_target, monkeypatch, caplog):
     batches = [build_batch(seed=s) for s in range(2)]
     weights, calls = [], []
     original = HyperDAS.target_states
@@ -96,8 +98,11 @@ def test_cached_target_states_give_the_same_run(tiny_target, monkeypatch):
     assert calls[-1] == 2 and result.state_cache_bytes > 0
     calls.append(0)  # past its memory cap a batch is recomputed on every visit
     model = HyperDAS(tiny_target, build_config(n_steps=6, state_cache_max_gb=0.0))
-    result = train_hyperdas(model, batches, show_progress=False)
+    with caplog.at_level(logging.INFO, logger="hyperdas_tl.hyperdas.train"):
+        result = train_hyperdas(model, batches, show_progress=False)
     assert calls[-1] == 6 and result.state_cache_bytes == 0
+    full = [r for r in caplog.records if "state cache full" in r.getMessage()]
+    assert len(full) == 1  # said once, not on every batch it cannot hold
 
 
 def test_batch_order_is_a_function_of_seed_and_step():
