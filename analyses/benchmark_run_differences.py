@@ -2,7 +2,8 @@
 
 Two ``run_benchmark.py`` folders that score the same examples (the same data and sampling
 seed; their ``run.json`` fingerprints hold the same ``examples_sha1``) but differ in something
-else — here ``--no-bucket-by-length`` — are compared example by example: for every method both
+else — here ``--no-bucket-by-length`` — are compared example by example (a run still under
+way is read from the units it has finished): for every method both
 scored and every split, run A − run B of Cause / Isolate / Disentangle, each example's verdict
 averaged over the seeds both runs hold, with the benchmark's paired 95 % cluster bootstrap
 (:func:`hyperdas_tl.compare.scores.paired_method_difference`).
@@ -33,10 +34,19 @@ def labelled_folder(parser: argparse.ArgumentParser, option: str, value: str) ->
     if not sep or not label or not path:
         parser.error(f"{option} expects LABEL=FOLDER, got {value!r}")
     folder = Path(path)
-    for name in (RECORDS_JSONL, RUN_JSON):
-        if not (folder / name).is_file():
-            parser.error(f"{option} {label!r}: {folder} has no {name} (not a finished run)")
+    if not (folder / RUN_JSON).is_file():
+        parser.error(f"{option} {label!r}: {folder} has no {RUN_JSON} (not a benchmark folder)")
+    if not run_records(folder):
+        parser.error(f"{option} {label!r}: {folder} holds no records yet")
     return label, folder
+
+
+def run_records(folder: Path) -> list[ExampleRecord]:
+    """Every record of a run folder: its ``records.jsonl.gz`` when the run is finished, else
+    the per-unit files of what has finished so far (``records/*.jsonl.gz``)."""
+    if (folder / RECORDS_JSONL).is_file():
+        return read_records(folder / RECORDS_JSONL)
+    return [r for unit in sorted((folder / "records").glob("*.jsonl*")) for r in read_records(unit)]
 
 
 def parse_args() -> argparse.Namespace:
@@ -81,8 +91,8 @@ def main() -> None:
     args = parse_args()
     config = BootstrapConfig(n_resamples=args.resamples)
     (label_a, folder_a), (label_b, folder_b) = args.a, args.b
-    cells_a = by_cell(read_records(folder_a / RECORDS_JSONL), args.mode)
-    cells_b = by_cell(read_records(folder_b / RECORDS_JSONL), args.mode)
+    cells_a = by_cell(run_records(folder_a), args.mode)
+    cells_b = by_cell(run_records(folder_b), args.mode)
     rows, lines = (
         [],
         [
