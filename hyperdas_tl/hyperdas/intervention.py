@@ -9,7 +9,7 @@ from torch import Tensor
 from hyperdas_tl.data.batching import InterventionBatch
 from hyperdas_tl.hooks import soft_interchange_hook_for
 from hyperdas_tl.hyperdas.config import SelectionMode, check_selection_mode
-from hyperdas_tl.hyperdas.model import HyperDAS
+from hyperdas_tl.hyperdas.model import HyperDAS, check_batch
 from hyperdas_tl.interchange import fit_selection_width
 from hyperdas_tl.metrics import Hooks, Intervention
 
@@ -38,12 +38,15 @@ def hyperdas_intervention(
 
     @torch.no_grad()
     def build(batch: InterventionBatch, width: int) -> Hooks:
+        check_batch(batch, model.target)  # before the frozen passes
         states = model.target_states(batch)
         if zero_source:
             states = states.with_zeroed_source()
-        output = model(batch, selection_mode, states=states)
-        basis = output.basis if basis_override is None else basis_override(output.basis)
-        selection = fit_selection_width(output.selection, width)
+        # the weights alone: the intervened run is the judge's own forward with these hooks
+        weights = model.intervention_weights(batch, states, selection_mode)
+        weights.check_finite()
+        basis = weights.basis if basis_override is None else basis_override(weights.basis)
+        selection = fit_selection_width(weights.selection, width)
         source = states.source.at(model.layer)
         # allow_empty: basis_override may be the "empty subspace" control (a deliberate no-op)
         hook = soft_interchange_hook_for(

@@ -31,6 +31,23 @@ def test_the_scoring_hooks_reproduce_the_training_forward(hyperdas, tiny_target,
     assert torch.allclose(logits[real], expected[real], atol=1e-4)
 
 
+def test_the_scoring_hooks_do_not_run_the_intervened_pass(hyperdas, monkeypatch):
+    """Building the hooks computes the weights only: the judge's forward is the intervened
+    run, so HyperDAS's own (intervene + unembed every position) would be thrown away."""
+    batch = build_batch()
+    with torch.no_grad():
+        before = hyperdas_intervention(hyperdas, "soft")(batch, batch.base_ids.shape[1])
+
+    def no_intervened_pass(*args, **kwargs):
+        raise AssertionError("the hooks ran HyperDAS's intervened pass")
+
+    monkeypatch.setattr(HyperDAS, "intervene", no_intervened_pass)
+    monkeypatch.setattr(HyperDAS, "forward", no_intervened_pass)
+    after = hyperdas_intervention(hyperdas, "soft")(batch, batch.base_ids.shape[1])
+    for name in ("selection", "basis", "source"):
+        assert torch.equal(after[0][1].keywords[name], before[0][1].keywords[name]), name
+
+
 def test_wider_generation_forward_keeps_the_extra_positions(hyperdas):
     batch = build_batch()
     hooks = hyperdas_intervention(hyperdas, "soft")(batch, batch.base_ids.shape[1] + 4)
