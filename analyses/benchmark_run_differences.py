@@ -6,7 +6,8 @@ else — here ``--no-bucket-by-length`` — are compared example by example (a r
 way is read from the units it has finished): for every method both
 scored and every split, run A − run B of Cause / Isolate / Disentangle, each example's verdict
 averaged over the seeds both runs hold, with the benchmark's paired 95 % cluster bootstrap
-(:func:`hyperdas_tl.compare.scores.paired_method_difference`).
+(:func:`hyperdas_tl.compare.scores.paired_method_difference`); ``--cross`` pairs two different
+methods of the two runs; and A's own scores with intervals.
 
     python analyses/benchmark_run_differences.py \\
         --a unbucketed=analyses/results/benchmark_smollm2_city_unbucketed \\
@@ -23,7 +24,7 @@ from hyperdas_tl.compare import SPLIT_ORDER
 from hyperdas_tl.compare.records import ExampleRecord, read_records
 from hyperdas_tl.compare.report import format_interval
 from hyperdas_tl.compare.run_folder import RECORDS_JSONL, RUN_JSON
-from hyperdas_tl.compare.scores import paired_method_difference
+from hyperdas_tl.compare.scores import paired_method_difference, summarise_method
 from hyperdas_tl.stats import BootstrapConfig
 
 METRICS = ("cause", "isolate", "disentangle")
@@ -53,6 +54,14 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--a", required=True, metavar="LABEL=FOLDER", help="run A of A - B")
     p.add_argument("--b", required=True, metavar="LABEL=FOLDER", help="run B of A - B")
+    p.add_argument(
+        "--cross",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("METHOD_A", "METHOD_B"),
+        help="also pair A's METHOD_A with B's METHOD_B (e.g. 'HyperDAS (soft)' MDAS)",
+    )
     p.add_argument("--mode", default="teacher_forced")
     p.add_argument("--resamples", type=int, default=2000)
     p.add_argument("--out", type=Path, required=True, help="writes <out>.json and <out>.md")
@@ -82,8 +91,11 @@ def by_cell(records: list[ExampleRecord], mode: str) -> dict[tuple[str, str], li
 
 
 def common_seeds(a: list[ExampleRecord], b: list[ExampleRecord]) -> list[ExampleRecord]:
-    """``a``'s records of the seeds ``b`` also has (deterministic methods: seed None, kept)."""
+    """``a``'s records of the seeds ``b`` also has; all of them when either side is a
+    deterministic method (seed None), which is paired with every seed of the other."""
     seeds = {r.seed for r in b}
+    if seeds == {None} or {r.seed for r in a} == {None}:
+        return list(a)
     return [r for r in a if r.seed in seeds]
 
 
@@ -109,28 +121,63 @@ def main() -> None:
         ],
     )
     methods = list(dict.fromkeys(method for _, method in cells_a))  # the report's order
-    shared = set(cells_a) & set(cells_b)
-    order = [(s, m) for s in SPLIT_ORDER for m in methods if (s, m) in shared]
-    for split, method in order:
-        a = common_seeds(cells_a[split, method], cells_b[split, method])
-        b = common_seeds(cells_b[split, method], cells_a[split, method])
-        if not a or not b:
-            continue
-        seeds = sorted({r.seed for r in a}, key=lambda s: -1 if s is None else s)
-        a = [replace(r, method=label_a) for r in a]  # the decision names the runs
-        b = [replace(r, method=label_b) for r in b]
-        diff = paired_method_difference(a, b, config)
-        row = {"split": split, "method": method, "seeds": seeds, "decision": diff.decision}
-        row |= {m: getattr(diff, m).to_dict() for m in METRICS if getattr(diff, m)}
-        rows.append(row)
-        lines.append(
-            f"| {split} | {method} | {', '.join('—' if s is None else str(s) for s in seeds)} | "
-            + " | ".join(format_interval(getattr(diff, m)) for m in METRICS)
-            + f" | {diff.decision} |"
-        )
+    pairs = [(m, m) for m in methods] + [tuple(pair) for pair in args.cross]
+    for split in SPLIT_ORDER:
+        for method_a, method_b in pairs:
+            if (split, method_a) not in cells_a or (split, method_b) not in cells_b:
+                continue
+            a = common_seeds(cells_a[split, method_a], cells_b[split, method_b])
+            b = common_seeds(cells_b[split, method_b], cells_a[split, method_a])
+            if not a or not b:
+                continue
+            seeds = sorted(
+                {r.seed for r in a} | {r.seed for r in b}, key=lambda s: -1 if s is None else s
+            )
+            name_a, name_b = label_a, label_b
+            if method_a != method_b:
+                name_a, name_b = f"{label_a} {method_a}", f"{label_b} {method_b}"
+            a = [replace(r, method=name_a) for r in a]  # the decision names the runs
+            b = [replace(r, method=name_b) for r in b]
+            diff = paired_method_difference(a, b, config)
+            method = method_a if method_a == method_b else f"{method_a} − {method_b}"
+            row = {"split": split, "method": method, "seeds": seeds, "decision": diff.decision}
+            row |= {m: getattr(diff, m).to_dict() for m in METRICS if getattr(diff, m)}
+            rows.append(row)
+            lines.append(
+                f"| {split} | {method} | {', '.join('—' if s is None else str(s) for s in seeds)} "
+                "| "
+                + " | ".join(format_interval(getattr(diff, m)) for m in METRICS)
+                + f" | {diff.decision} |"
+            )
+    lines += [
+        "",
+        f"Scores of {label_a} (every method it has, its seeds pooled):",
+        "",
+        "| split | method | seeds | n cause / isolate | Cause | Isolate | Disentangle |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    scores = []
+    for split in SPLIT_ORDER:
+        for method in methods:
+            mine = cells_a.get((split, method))
+            if not mine:
+                continue
+            seeds = sorted({r.seed for r in mine}, key=lambda s: -1 if s is None else s)
+            score = summarise_method(mine, config)
+            row = {"split": split, "method": method, "seeds": seeds}
+            row |= {"n_cause": score.n_cause, "n_isolate": score.n_isolate}
+            row |= {m: score.pooled.get(m).to_dict() for m in METRICS if score.pooled.get(m)}
+            scores.append(row)
+            lines.append(
+                f"| {split} | {method} | {', '.join('—' if s is None else str(s) for s in seeds)} "
+                f"| {score.n_cause} / {score.n_isolate} | "
+                + " | ".join(format_interval(score.pooled.get(m)) for m in METRICS)
+                + " |"
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"a": {label_a: str(folder_a)}, "b": {label_b: str(folder_b)}, "mode": args.mode}
     payload |= {"differs_in": args.differs_in, "resamples": args.resamples, "differences": rows}
+    payload[f"scores of {label_a}"] = scores
     args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
