@@ -25,6 +25,7 @@ from hyperdas_tl.compare.run_folder import (
     check_run_folder,
     json_text,
     run_fingerprint,
+    unit_curves_path,
     unit_name,
     unit_records_path,
     write_binary_file,
@@ -144,7 +145,7 @@ def _run_unit(
     del result
     if out is not None:
         name = unit_name(method, seed)
-        write_file(out / "curves" / f"{name}.json", json_text(unit_curves))
+        write_file(unit_curves_path(out, name), json_text(unit_curves))
         write_binary_file(unit_records_path(out, name), records_bytes(unit_records))  # last
     logger.info("%s: trained and scored in %.1fs", _label(method, seed), elapsed)
     if on_unit is not None:
@@ -161,7 +162,7 @@ def _finished_unit(
     record_path = unit_records_path(out, name)
     if not record_path.exists():
         return None
-    curve_path = out / "curves" / f"{name}.json"
+    curve_path = unit_curves_path(out, name)
     curves = json.loads(curve_path.read_text(encoding="utf-8")) if curve_path.exists() else None
     resumed.append(_label(method, seed))
     logger.info("%s: records found in %s, skipped", _label(method, seed), record_path)

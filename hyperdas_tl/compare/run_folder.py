@@ -42,6 +42,11 @@ def unit_records_path(out: Path, name: str) -> Path:
     return plain if plain.exists() else out / "records" / f"{name}.jsonl.gz"
 
 
+def unit_curves_path(out: Path, name: str) -> Path:
+    """Where a finished unit's training curves are: ``curves/<name>.json``."""
+    return out / "curves" / f"{name}.json"
+
+
 def json_text(data: Any) -> str:
     """``data`` as the indented JSON every file of the folder is written in."""
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
