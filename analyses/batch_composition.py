@@ -1,7 +1,7 @@
 """What length bucketing does to the composition of the training batches: for the city data of
 the earlier HyperDAS run (``experiment.ravel_city_data_config``), the mean number of distinct
 target attributes, kinds, (target attribute, kind) cells, base templates and base entities per
-training batch, with ``bucket_by_length`` off and on (same examples, same shuffle).
+training batch, with training batches shuffled and bucketed by length (same examples, same shuffle).
 
     python analyses/batch_composition.py --ravel ../shared/ravel/data.tgz
 """
@@ -34,17 +34,18 @@ def main() -> None:
     if not args.ravel:
         p.error("give --ravel PATH or set HYPERDAS_TL_RAVEL")
     model = load_model(MODEL, device="cpu")
-    config = ravel_city_data_config(args.ravel, bucket_by_length=False)
+    config = ravel_city_data_config(args.ravel, bucketing="none")
     examples = build_experiment_data(model, config, model_name=MODEL).examples["train"]
     orders = {  # the orders build_experiment_data batches them in
         bucketed: batch_order(
-            examples, "train", replace(config, bucket_by_length=bucketed), model.tokenizer
+            examples, "train", replace(config, bucketing="all" if bucketed else "none"),
+            model.tokenizer,
         )
         for bucketed in (False, True)
     }
     size = config.batch_size
     print(f"{len(examples)} training examples, batches of {size}; mean distinct per batch:")
-    print("| per batch | bucket_by_length off | on |")
+    print("| per batch | training not bucketed | bucketed |")
     print("| --- | --- | --- |")
     for name, feature in FEATURES.items():
         cells = []

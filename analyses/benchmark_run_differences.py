@@ -2,7 +2,7 @@
 
 Two ``run_benchmark.py`` folders that score the same examples (the same data and sampling
 seed; their ``run.json`` fingerprints hold the same ``examples_sha1``) but differ in something
-else — here ``--no-bucket-by-length`` — are compared example by example (a run still under
+else — here ``--bucketing none`` — are compared example by example (a run still under
 way is read from the units it has finished): for every method both
 scored and every split, run A − run B of Cause / Isolate / Disentangle, each example's verdict
 averaged over the seeds both runs hold, with the benchmark's paired 95 % cluster bootstrap
@@ -25,6 +25,7 @@ from hyperdas_tl.compare.records import ExampleRecord, read_records
 from hyperdas_tl.compare.report import format_interval
 from hyperdas_tl.compare.run_folder import RECORDS_JSONL, RUN_JSON
 from hyperdas_tl.compare.scores import paired_method_difference, summarise_method
+from hyperdas_tl.data_config import DataConfig
 from hyperdas_tl.stats import BootstrapConfig
 
 METRICS = ("cause", "isolate", "disentangle")
@@ -73,11 +74,8 @@ def parse_args() -> argparse.Namespace:
     ]
     if fingerprints[0]["examples_sha1"] != fingerprints[1]["examples_sha1"]:
         p.error("the two runs score different examples (examples_sha1 differs): nothing to pair")
-    args.differs_in = sorted(
-        k
-        for k in fingerprints[0]["data"]
-        if fingerprints[0]["data"][k] != fingerprints[1]["data"][k]
-    )
+    data = [DataConfig.from_dict(f["data"]).to_dict() for f in fingerprints]
+    args.differs_in = sorted(k for k in data[0] if data[0][k] != data[1][k])
     return args
 
 

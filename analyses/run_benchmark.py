@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from hyperdas_tl.compare import DEFAULT_METHODS, METHODS, CompareSettings, compare_methods
-from hyperdas_tl.experiment import DataConfig
+from hyperdas_tl.data_config import BUCKETINGS, DataConfig
 from hyperdas_tl.hyperdas.config import HyperDASConfig
 from hyperdas_tl.models import KNOWN_MODELS
 from hyperdas_tl.precision import PRECISIONS
@@ -70,12 +70,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--batch-size", type=int, default=16)
     data.add_argument("--data-seed", type=int, default=0)
     data.add_argument(
-        "--bucket-by-length",
-        action=argparse.BooleanOptionalAction,
-        default=DataConfig.bucket_by_length,
-        help="sort examples by length before batching (less padding; but then each training "
-        "batch asks about one attribute, which changes what training learns: see "
-        "DataConfig.bucket_by_length); --no-bucket-by-length: shuffled batches",
+        "--bucketing",
+        choices=BUCKETINGS,
+        default=DataConfig.bucketing,
+        help="which splits are batched by token length (less padding): eval (validation and "
+        "test; scores do not depend on it), all (training too, which changes what training "
+        "learns: each batch then asks about one attribute), none; see DataConfig.bucketing",
     )
     data.add_argument(
         "--instance-attributes",
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         eval_pairs=args.eval_pairs,
         batch_size=args.batch_size,
         seed=args.data_seed,
-        bucket_by_length=args.bucket_by_length,
+        bucketing=args.bucketing,
         instance_attributes=tuple(args.instance_attributes or args.attributes),
     )
     start = time.perf_counter()

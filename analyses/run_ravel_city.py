@@ -27,6 +27,7 @@ from hyperdas_tl.baselines.das import DASConfig, train_das
 from hyperdas_tl.baselines.probes import ProbeConfig, train_probes
 from hyperdas_tl.baselines.sweeps import layer_sweep
 from hyperdas_tl.data import collate_examples
+from hyperdas_tl.data_config import BUCKETINGS
 from hyperdas_tl.experiment import TEST_SPLITS, build_experiment_data, ravel_city_data_config
 from hyperdas_tl.hyperdas import HyperDAS, HyperDASConfig
 from hyperdas_tl.hyperdas.checkpoint import load_hyperdas
@@ -62,11 +63,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--eval-pairs", type=int, default=CITY.eval_pairs)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument(
-        "--bucket-by-length",
-        action=argparse.BooleanOptionalAction,
-        default=CITY.bucket_by_length,
-        help="length-bucketed batches (--no-bucket-by-length: the batching of runs made before "
-        "the option existed, such as the committed ravel_city_smollm2 reports)",
+        "--bucketing",
+        choices=BUCKETINGS,
+        default=CITY.bucketing,
+        help="which splits are length-bucketed (DataConfig.bucketing; none: the batching of "
+        "runs made before the option existed, such as the committed ravel_city_smollm2 reports)",
     )
     p.add_argument("--sweep-steps", type=int, default=60)
     p.add_argument("--das-epochs", type=int, default=2)
@@ -216,7 +217,7 @@ def main() -> None:
         train_pairs=args.train_pairs,
         eval_pairs=args.eval_pairs,
         batch_size=args.batch_size,
-        bucket_by_length=args.bucket_by_length,
+        bucketing=args.bucketing,
     )
     data = build_experiment_data(model, data_config, model_name=MODEL)
     report.data["examples"] = data.counts()

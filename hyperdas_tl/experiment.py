@@ -96,12 +96,12 @@ def batch_order(
     examples: list[InterventionExample], split: str, config: DataConfig, tokenizer: Any
 ) -> list[InterventionExample]:
     """``examples`` of ``split`` in the order :func:`build_experiment_data` batches them:
-    the training split shuffled (seeded by ``config.seed``), then, with
-    ``config.bucket_by_length``, stably sorted by length (:func:`sorted_by_length`)."""
+    the training split shuffled (seeded by ``config.seed``), then, where
+    ``config.bucketed(split)``, stably sorted by length (:func:`sorted_by_length`)."""
     ordered = list(examples)
     if split == "train":
         random.Random(config.seed).shuffle(ordered)
-    if config.bucket_by_length:
+    if config.bucketed(split):
         ordered = sorted_by_length(ordered, tokenizer)
     return ordered
 

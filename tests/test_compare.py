@@ -329,6 +329,30 @@ def test_a_run_started_before_the_config_split_resumes(
         compare_methods(tiny_model, data, [1, 2], 4, RUN, SEEDS, settings=SETTINGS, out_dir=copy)
 
 
+@pytest.mark.parametrize(("legacy_flag", "resumes"), [(True, False), (False, True)])
+def test_a_run_recorded_with_the_legacy_bucket_flag_resumes_only_as_that_bucketing(
+    tiny_model, data, run, tmp_path, monkeypatch, legacy_flag, resumes
+):
+    out, report, *_ = run
+    copy = tmp_path / "legacy"
+    shutil.copytree(out, copy)
+    saved = json.loads((copy / "run.json").read_text())
+    saved_data = saved["fingerprint"]["data"]
+    assert saved_data.pop("bucketing") == "none"  # the tiny run's data
+    saved_data["bucket_by_length"] = legacy_flag  # on: every split bucketed ("all")
+    (copy / "run.json").write_text(json.dumps(saved))
+    if resumes:
+        again = resume_without_training(tiny_model, data, copy, monkeypatch)
+        assert again.summary() == report.summary()
+        rewritten = json.loads((copy / "run.json").read_text())["fingerprint"]["data"]
+        assert rewritten["bucketing"] == "none" and "bucket_by_length" not in rewritten
+    else:
+        with raises_bad_input(r"holds a different comparison \(differs in \['data'\]\)"):
+            compare_methods(
+                tiny_model, data, [1, 2], 4, RUN, SEEDS, settings=SETTINGS, out_dir=copy
+            )
+
+
 def test_record_files_are_reproducible_gzip(run):
     out, report, *_ = run
     packed = (out / "records.jsonl.gz").read_bytes()

@@ -4,8 +4,9 @@ from dataclasses import replace
 
 import pytest
 import torch
+from bad_input import raises_bad_input
 
-from hyperdas_tl.data import collate_examples
+from hyperdas_tl.data import InterventionExample, collate_examples
 from hyperdas_tl.experiment import (
     DataConfig,
     batch_order,
@@ -31,9 +32,11 @@ def padding(batches) -> int:
 
 @pytest.mark.smollm2
 def test_length_buckets_cut_padding_and_change_no_score(smollm2):
-    bucketed = build_experiment_data(smollm2, MICRO, model_name="smollm2-135m")
+    bucketed = build_experiment_data(
+        smollm2, replace(MICRO, bucketing="all"), model_name="smollm2-135m"
+    )
     plain = build_experiment_data(
-        smollm2, replace(MICRO, bucket_by_length=False), model_name="smollm2-135m"
+        smollm2, replace(MICRO, bucketing="none"), model_name="smollm2-135m"
     )
     split = "test_entity"
     assert sorted(e.base_prompt for e in bucketed.examples[split]) == sorted(
@@ -57,6 +60,45 @@ def test_length_buckets_cut_padding_and_change_no_score(smollm2):
                                   max_label_tokens=data.config.max_label_tokens,
                                   n_ctx=int(smollm2.cfg.n_ctx))  # fmt: skip
         assert torch.equal(remade.base_ids, data.batches["train"][1].base_ids)
+
+
+@pytest.mark.parametrize(
+    ("bucketing", "train", "evaluation"),
+    [("eval", False, True), ("all", True, True), ("none", False, False)],
+)
+def test_bucketing_names_the_splits_sorted_by_length(bucketing, train, evaluation):
+    config = replace(MICRO, bucketing=bucketing)
+    assert config.bucketed("train") is train
+    assert all(config.bucketed(s) is evaluation for s in ("val_entity", "test_context"))
+
+
+def test_default_bucketing_sorts_evaluation_splits_only():
+    class Tokenizer:  # one token per character
+        def __call__(self, texts):
+            return {"input_ids": [list(t) for t in texts]}
+
+    examples = [
+        InterventionExample(
+            base_prompt="b" * n, base_entity="e", source_prompt="s", source_entity="f",
+            target_attribute="Country", queried_attribute="Country", concept="c", label="x",
+            base_label="y", counterfactual_label="x", kind="cause",
+        )
+        for n in (5, 2, 9, 1, 7, 3, 8, 4)
+    ]  # fmt: skip
+    lengths = {
+        split: [len(e.base_prompt) for e in batch_order(examples, split, MICRO, Tokenizer())]
+        for split in ("train", "test_entity")
+    }
+    assert lengths["test_entity"] == sorted(lengths["test_entity"])
+    assert lengths["train"] != sorted(lengths["train"])  # shuffled, not sorted
+
+
+def test_data_config_reads_the_legacy_bucket_flag():
+    legacy = {k: v for k, v in MICRO.to_dict().items() if k != "bucketing"}
+    assert DataConfig.from_dict({**legacy, "bucket_by_length": True}).bucketing == "all"
+    assert DataConfig.from_dict({**legacy, "bucket_by_length": False}).bucketing == "none"
+    with raises_bad_input("bucketing must be one of"):
+        replace(MICRO, bucketing="train")
 
 
 def test_ravel_city_data_config_is_the_analyses_city_run():

@@ -49,6 +49,7 @@ def tiny_experiment_data(
         batch_size=batch_size,
         instance_attributes=ATTRIBUTES,
         seed=seed,
+        bucketing="none",  # the batches below: training shuffled, nothing sorted by length
     )
     data = ExperimentData(config=config, instance=instance)
     for attribute in ATTRIBUTES:

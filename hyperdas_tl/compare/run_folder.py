@@ -10,6 +10,7 @@ from typing import Any
 
 from hyperdas_tl.atomic_write import write_bytes_atomically
 from hyperdas_tl.compare.settings import CompareSettings
+from hyperdas_tl.data_config import DataConfig
 from hyperdas_tl.experiment import ExperimentData
 from hyperdas_tl.hyperdas.config import HyperDASConfig
 from hyperdas_tl.metrics import example_id
@@ -88,8 +89,13 @@ def run_fingerprint(
 
 
 def _current_layout(fingerprint: dict[str, Any]) -> dict[str, Any]:
-    """``fingerprint`` with its HyperDAS settings in today's layout (runs started before the
-    architecture / training split recorded them flat; the values are the same)."""
+    """``fingerprint`` in today's layout: HyperDAS settings nested (runs started before the
+    architecture / training split recorded them flat) and the data config as
+    :meth:`DataConfig.from_dict` reads it (``bucket_by_length`` became ``bucketing``); the
+    values are the same."""
+    fingerprint = dict(fingerprint)
+    if isinstance(fingerprint.get("data"), dict):
+        fingerprint["data"] = DataConfig.from_dict(fingerprint["data"]).to_dict()
     training = fingerprint.get("training")
     if not isinstance(training, dict) or not isinstance(training.get("hyperdas"), dict):
         return fingerprint
