@@ -38,7 +38,9 @@ def main() -> None:
     examples = build_experiment_data(model, config, model_name=MODEL).examples["train"]
     orders = {  # the orders build_experiment_data batches them in
         bucketed: batch_order(
-            examples, "train", replace(config, bucketing="all" if bucketed else "none"),
+            examples,
+            "train",
+            replace(config, bucketing="all" if bucketed else "none"),
             model.tokenizer,
         )
         for bucketed in (False, True)

@@ -129,15 +129,15 @@ def prime_instance(profile, model_name: str = "tiny-llama") -> experiment.Experi
 
 def fail_evaluation_on(split: str, monkeypatch):
     """Make :mod:`hyperdas_tl.hyperdas.run` fail while scoring ``split`` (a late failure, as a
-    degenerate label used to cause); returns the real ``evaluate``."""
+    degenerate label used to cause); returns the real ``evaluate_interventions``."""
     import hyperdas_tl.hyperdas.run as run_module
 
-    real_evaluate = run_module.evaluate
+    real_evaluate = run_module.evaluate_interventions
 
-    def evaluate(*args, setting, **kwargs):
+    def evaluate_interventions(*args, setting, **kwargs):
         if setting == split:
             raise ValueError("label ' --' is empty after normalisation")
         return real_evaluate(*args, setting=setting, **kwargs)
 
-    monkeypatch.setattr(run_module, "evaluate", evaluate)
+    monkeypatch.setattr(run_module, "evaluate_interventions", evaluate_interventions)
     return real_evaluate

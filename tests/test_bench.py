@@ -7,6 +7,7 @@ import torch
 
 from hyperdas_tl import bench
 from hyperdas_tl.bench import BenchSettings
+from hyperdas_tl.bench.eval_throughput import READ_OUTS_ONE_BY_ONE, READ_OUTS_TOGETHER
 from hyperdas_tl.hyperdas import HyperDAS
 from hyperdas_tl.models import TINY_LLAMA_NAME, build_tiny_llama_hf, tiny_llama_config
 from hyperdas_tl.provenance import cpu_flags, cpu_model
@@ -117,7 +118,8 @@ def test_hyperdas_step_and_start_at_layer(tiny_model):
 
 def test_eval_throughput(tiny_model):
     out = bench.bench_eval_throughput(tiny_model, build_settings())
-    check_rows(out["rows"], 4)
+    check_rows(out["rows"], 6)
+    assert {READ_OUTS_ONE_BY_ONE, READ_OUTS_TOGETHER} <= {r["variant"] for r in out["rows"]}
     assert all(row["examples_per_s"] > 0 for row in out["rows"])
 
 

@@ -12,6 +12,7 @@ from hyperdas_tl.metrics import (
     Judgement,
     entity_subspace_intervention,
     evaluate,
+    evaluate_interventions,
     example_id,
     judge_generation,
     judge_teacher_forced,
@@ -335,3 +336,38 @@ def test_evaluate_keeps_per_example_verdicts_that_pair_across_methods(
     # results saved before judgements were kept still load
     del data["judgements"]
     assert EvalResult.from_dict(data).judgements == []
+
+
+def test_interventions_scored_together_score_as_one_by_one_and_batch_by_batch(
+    tiny_model, substitution_task
+):
+    batch, _ = substitution_task
+    config = EvalConfig(show_progress=False)
+    swap = entity_subspace_intervention(tiny_model, 0, torch.eye(tiny_model.cfg.d_model))
+    calls: list[tuple[str, int]] = []
+
+    def logged(name, intervention):
+        def build(b, width):
+            calls.append((name, id(b)))
+            return intervention(b, width)
+
+        return build
+
+    batches = [batch, batch.to("cpu")]
+    together = evaluate_interventions(
+        tiny_model,
+        batches,
+        {"swap": logged("swap", swap), "none": logged("none", no_intervention)},
+        setting="s",
+        config=config,
+    )
+    assert list(together) == ["swap", "none"]
+    for name, intervention in (("swap", swap), ("none", no_intervention)):
+        alone = evaluate(tiny_model, batches, intervention, method=name, setting="s", config=config)
+        assert together[name] == alone
+    # each batch (one object) is judged by both, in both modes, before the next batch
+    names = [name for name, _ in calls]
+    assert names == ["swap", "swap", "none", "none"] * 2
+    assert len({ident for _, ident in calls[:4]}) == 1
+    with raises_bad_input("no interventions"):
+        evaluate_interventions(tiny_model, batches, {}, config=config)

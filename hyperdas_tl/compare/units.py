@@ -26,10 +26,10 @@ from hyperdas_tl.data.batching import InterventionBatch, collate_examples
 from hyperdas_tl.data.examples import InterventionExample
 from hyperdas_tl.experiment import ExperimentData
 from hyperdas_tl.hyperdas.config import SELECTION_MODES
-from hyperdas_tl.hyperdas.intervention import hyperdas_intervention
+from hyperdas_tl.hyperdas.intervention import hyperdas_read_outs
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.hyperdas.train import train_hyperdas
-from hyperdas_tl.metrics import Intervention, evaluate, no_intervention
+from hyperdas_tl.metrics import Intervention, evaluate_interventions, no_intervention
 from hyperdas_tl.models import module_device
 from hyperdas_tl.target import TargetModel
 
@@ -137,7 +137,7 @@ def rebatch(
 
 
 def _read_outs(hyperdas: HyperDAS) -> dict[str, Intervention]:
-    return {f"HyperDAS ({mode})": hyperdas_intervention(hyperdas, mode) for mode in SELECTION_MODES}
+    return hyperdas_read_outs(hyperdas, SELECTION_MODES)
 
 
 def _run_hyperdas(ctx: UnitContext, seed: int) -> UnitResult:
@@ -195,31 +195,33 @@ def run_unit(ctx: UnitContext, method: str, seed: int | None) -> UnitResult:
 
 
 def score_unit(ctx: UnitContext, result: UnitResult, seed: int | None) -> list[ExampleRecord]:
-    """Every verdict of ``result``'s interventions on every scored split."""
-    records = []
-    for name, intervention in result.interventions.items():
-        for split in ctx.splits:
-            scored = evaluate(
-                ctx.model,
-                ctx.batches[split],
-                intervention,
-                method=name,
-                setting=split,
-                config=ctx.settings.eval_config,
-            )
-            records.extend(
-                ExampleRecord(
-                    method=name,
-                    seed=seed,
-                    domain=j.domain,
-                    split=j.split,
-                    attribute=j.attribute,
-                    kind=j.kind,
-                    mode=j.mode,
-                    example_id=j.example_id,
-                    base_entity=j.base_entity,
-                    correct=j.correct,
-                )
-                for j in scored.judgements
-            )
-    return records
+    """Every verdict of ``result``'s interventions on every scored split (judged together per
+    batch, so HyperDAS's read-outs share their frozen passes), ordered by intervention, then
+    split."""
+    scored = {
+        split: evaluate_interventions(
+            ctx.model,
+            ctx.batches[split],
+            result.interventions,
+            setting=split,
+            config=ctx.settings.eval_config,
+        )
+        for split in ctx.splits
+    }
+    return [
+        ExampleRecord(
+            method=name,
+            seed=seed,
+            domain=j.domain,
+            split=j.split,
+            attribute=j.attribute,
+            kind=j.kind,
+            mode=j.mode,
+            example_id=j.example_id,
+            base_entity=j.base_entity,
+            correct=j.correct,
+        )
+        for name in result.interventions
+        for split in ctx.splits
+        for j in scored[split][name].judgements
+    ]

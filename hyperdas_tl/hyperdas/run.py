@@ -34,7 +34,7 @@ from hyperdas_tl.hyperdas.checkpoint import (
     read_checkpoint_config,
 )
 from hyperdas_tl.hyperdas.config import SELECTION_MODES, SelectionMode
-from hyperdas_tl.hyperdas.intervention import hyperdas_intervention
+from hyperdas_tl.hyperdas.intervention import hyperdas_read_outs
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.hyperdas.profiles import PROFILES as PROFILES
 from hyperdas_tl.hyperdas.profiles import Profile
@@ -44,7 +44,7 @@ from hyperdas_tl.metrics import (
     EvalConfig,
     EvalResult,
     JudgeMode,
-    evaluate,
+    evaluate_interventions,
     results_to_markdown,
 )
 from hyperdas_tl.models import default_device, load_model
@@ -91,18 +91,15 @@ def evaluate_hyperdas(
         if not batches:
             logger.warning("split %s has no examples; skipped", split)
             continue
-        for mode in selection_modes:
-            results.append(
-                evaluate(
-                    model.target,
-                    batches,
-                    hyperdas_intervention(model, mode),
-                    method=f"{name} ({mode})",
-                    setting=split,
-                    config=eval_config,
-                    metadata={"layer": model.layer, "k": model.k},
-                )
-            )
+        scored = evaluate_interventions(
+            model.target,
+            batches,
+            hyperdas_read_outs(model, selection_modes, name=name),
+            setting=split,
+            config=eval_config,
+            metadata={"layer": model.layer, "k": model.k},
+        )
+        results.extend(scored.values())
         if on_split is not None:
             on_split(list(results))
     return results

@@ -34,7 +34,8 @@ One concept per module:
 - :mod:`~hyperdas_tl.metrics.scores`: :class:`Judgement`, :func:`example_id`,
   :class:`AttributeScore`, :class:`DomainScore`, :func:`summarise`;
 - :mod:`~hyperdas_tl.metrics.result`: :class:`EvalResult`, :func:`results_to_markdown`;
-- :mod:`~hyperdas_tl.metrics.scoring`: :class:`EvalConfig`, :func:`evaluate` (the loop).
+- :mod:`~hyperdas_tl.metrics.scoring`: :class:`EvalConfig`, :func:`evaluate` and
+  :func:`evaluate_interventions` (the loop).
 """
 
 from hyperdas_tl.metrics.interventions import (
@@ -67,7 +68,13 @@ from hyperdas_tl.metrics.scores import (
     mean_present,
     summarise,
 )
-from hyperdas_tl.metrics.scoring import EvalConfig, batch_judgements, evaluate, judge_batch
+from hyperdas_tl.metrics.scoring import (
+    EvalConfig,
+    batch_judgements,
+    evaluate,
+    evaluate_interventions,
+    judge_batch,
+)
 
 __all__ = [
     "EXAMPLE_ID_FIELDS",
@@ -85,6 +92,7 @@ __all__ = [
     "entity_source_vectors",
     "entity_subspace_intervention",
     "evaluate",
+    "evaluate_interventions",
     "example_id",
     "generate_under",
     "judge_batch",

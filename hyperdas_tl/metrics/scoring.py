@@ -1,7 +1,9 @@
-"""The one scoring loop: :func:`evaluate` judges an intervention on every batch in every mode
-of an :class:`EvalConfig` and returns an :class:`~hyperdas_tl.metrics.result.EvalResult`."""
+"""The one scoring loop: :func:`evaluate_interventions` judges interventions on every batch in
+every mode of an :class:`EvalConfig`, each batch by all of them in turn, and returns an
+:class:`~hyperdas_tl.metrics.result.EvalResult` per intervention; :func:`evaluate` is that loop
+for one intervention."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -120,26 +122,56 @@ def evaluate(
     Batches are moved to the model's device; the model is left in eval mode and nothing random
     runs, so the result is deterministic.
     """
+    results = evaluate_interventions(
+        model, batches, {method: intervention}, setting=setting, config=config, metadata=metadata
+    )
+    return results[method]
+
+
+@torch.no_grad()
+def evaluate_interventions(
+    model: TargetModel,
+    batches: Iterable[InterventionBatch],
+    interventions: Mapping[str, Intervention],
+    *,
+    setting: str = "default",
+    config: EvalConfig | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, EvalResult]:
+    """``{method: result}``: each intervention scored as :func:`evaluate` scores it.
+
+    Each batch is judged by every intervention before the next batch is taken (same batch
+    object), so interventions that share per-batch work (the read-outs of one HyperDAS share
+    its frozen passes, :func:`hyperdas_tl.hyperdas.intervention.hyperdas_read_outs`) compute
+    it once. The results do not depend on this order: nothing random runs.
+    """
+    if not interventions:
+        raise ValueError("no interventions to score")
     config = config or EvalConfig()
     device = module_device(model)
-    judgements: list[Judgement] = []
+    judgements: dict[str, list[Judgement]] = {method: [] for method in interventions}
     n_batches = len(batches) if isinstance(batches, Sequence) else None
+    label = ", ".join(interventions)
     for batch in tqdm(
-        batches, desc=f"scoring {method}", total=n_batches, disable=not config.show_progress
+        batches, desc=f"scoring {label}", total=n_batches, disable=not config.show_progress
     ):
         batch = batch.to(device)
-        for mode in config.modes:
-            correct = judge_batch(model, batch, intervention, mode, config)
-            judgements.extend(batch_judgements(batch, mode, correct))
-    if not judgements:
-        raise ValueError("no examples to score")
-    attributes, domains = summarise(judgements)
-    return EvalResult(
-        method=method,
-        setting=setting,
-        modes=config.modes,
-        attributes=attributes,
-        domains=domains,
-        metadata=dict(metadata or {}),
-        judgements=judgements,
-    )
+        for method, intervention in interventions.items():
+            for mode in config.modes:
+                correct = judge_batch(model, batch, intervention, mode, config)
+                judgements[method].extend(batch_judgements(batch, mode, correct))
+    results = {}
+    for method, scored in judgements.items():
+        if not scored:
+            raise ValueError("no examples to score")
+        attributes, domains = summarise(scored)
+        results[method] = EvalResult(
+            method=method,
+            setting=setting,
+            modes=config.modes,
+            attributes=attributes,
+            domains=domains,
+            metadata=dict(metadata or {}),
+            judgements=scored,
+        )
+    return results

@@ -3,7 +3,7 @@ import torch
 from bad_input import raises_bad_input
 from hyperdas_helpers import build_batch, build_config
 
-from hyperdas_tl.hyperdas.intervention import hyperdas_intervention
+from hyperdas_tl.hyperdas.intervention import hyperdas_intervention, hyperdas_read_outs
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.interchange import fit_selection_width
 
@@ -46,6 +46,31 @@ def test_the_scoring_hooks_do_not_run_the_intervened_pass(hyperdas, monkeypatch)
     after = hyperdas_intervention(hyperdas, "soft")(batch, batch.base_ids.shape[1])
     for name in ("selection", "basis", "source"):
         assert torch.equal(after[0][1].keywords[name], before[0][1].keywords[name]), name
+
+
+def test_read_outs_share_one_pair_of_frozen_passes_per_batch(hyperdas, monkeypatch):
+    batches = [build_batch(), build_batch(seed=1)]
+    with torch.no_grad():
+        alone = {
+            mode: [hyperdas_intervention(hyperdas, mode)(b, b.base_ids.shape[1]) for b in batches]
+            for mode in ("soft", "one_to_many", "one_to_one")
+        }
+    passes = []
+    frozen = HyperDAS.target_states
+    monkeypatch.setattr(
+        HyperDAS, "target_states", lambda self, b: passes.append(id(b)) or frozen(self, b)
+    )
+    read_outs = hyperdas_read_outs(hyperdas)
+    assert list(read_outs) == ["HyperDAS (soft)", "HyperDAS (one_to_many)", "HyperDAS (one_to_one)"]
+    for i, batch in enumerate(batches):  # the order evaluate_interventions judges in
+        for mode in alone:
+            hooks = read_outs[f"HyperDAS ({mode})"](batch, batch.base_ids.shape[1])
+            for name in ("selection", "basis", "source"):
+                expected = alone[mode][i][0][1].keywords[name]
+                assert torch.equal(hooks[0][1].keywords[name], expected), (mode, name)
+    assert passes == [id(b) for b in batches]  # once per batch, not once per read-out
+    with raises_bad_input("selection"):
+        hyperdas_read_outs(hyperdas, ("soft", "fuzzy"))  # type: ignore[arg-type]
 
 
 def test_wider_generation_forward_keeps_the_extra_positions(hyperdas):

@@ -126,7 +126,7 @@ def test_a_late_failure_keeps_the_results_of_finished_splits(
     assert (out / "checkpoint" / "config.json").is_file()
     assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
 
-    monkeypatch.setattr(run_module, "evaluate", real_evaluate)
+    monkeypatch.setattr(run_module, "evaluate_interventions", real_evaluate)
     again = evaluate_checkpoint(out / "checkpoint", out_dir=out, eval_modes=("teacher_forced",),
                                 show_progress=False)  # fmt: skip
     assert {r.setting for r in again.results} == {"test_entity", "test_context"}
