@@ -9,7 +9,7 @@ trained method once per seed -> ``summary.json``, ``details.json``, ``records.js
 The run is resumable: run the same command again and every (method, seed) already in ``--out``
 is skipped. It is also shareable: start the same command N times (one process per core, e.g.
 ``--threads 1`` each) and the processes share the (method, seed) units out between them
-(:mod:`hyperdas_tl.compare.claims`; ``--longest-first`` makes them finish close together);
+(:mod:`hyperdas_tl.claims`; ``--longest-first`` makes them finish close together);
 each ends by writing the complete report. ``--out`` defaults to
 ``runs/benchmark_<model>_<domain>`` (git-ignored); a folder holding committed files is refused
 unless ``--allow-committed`` says so.

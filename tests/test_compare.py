@@ -9,6 +9,7 @@ from filelock import FileLock
 from tiny_experiment import tiny_experiment_data
 
 from hyperdas_tl import compare
+from hyperdas_tl.claims import lock_path
 from hyperdas_tl.compare import (
     METHODS,
     CompareSettings,
@@ -18,7 +19,6 @@ from hyperdas_tl.compare import (
     default_differences,
     read_records,
 )
-from hyperdas_tl.compare.claims import lock_path
 from hyperdas_tl.compare.figure import comparison_figure
 from hyperdas_tl.compare.run_folder import unit_name, unit_records_path
 from hyperdas_tl.hyperdas.config import HyperDASConfig

@@ -25,7 +25,7 @@ writes its records (``records/*.jsonl.gz``) and curves (``curves/*.json``) atomi
 finishes, and a later call with the same ``out_dir`` skips what is already there (``run.json``
 holds a fingerprint of the data and settings; a different run in the same folder is an error).
 Several processes may run the same comparison on one ``out_dir`` at once: each unit is run by
-the one that claims it (:mod:`~hyperdas_tl.compare.claims`) and each process ends with the
+the one that claims it (:mod:`~hyperdas_tl.claims`) and each process ends with the
 complete report.
 :func:`write_report` writes ``summary.json`` (the schema of issue 13), ``details.json``,
 ``records.jsonl.gz`` and ``summary.md``.
@@ -46,8 +46,8 @@ One concept per module:
 - :mod:`~hyperdas_tl.compare.report`: :class:`ComparisonReport`, :func:`build_report`,
   :func:`write_report`;
 - :mod:`~hyperdas_tl.compare.run_folder`: the ``out_dir`` layout, atomic writes, ``run.json``;
-- :mod:`~hyperdas_tl.compare.claims`: several processes sharing one ``out_dir`` (a file lock per
-  unit);
+- :mod:`hyperdas_tl.claims` (shared with the instance build): several processes sharing one
+  ``out_dir`` (a file lock per unit);
 - :mod:`~hyperdas_tl.compare.pipeline`: :func:`compare_methods`, the whole run.
 """
 

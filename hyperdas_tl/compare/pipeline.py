@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hyperdas_tl.compare.claims import claim, share_out
+from hyperdas_tl.claims import claim, share_out
 from hyperdas_tl.compare.data_checks import check_attribute_rows, split_batches, target_attributes
 from hyperdas_tl.compare.layer_choice import LayerChoice, LayerScore, choose_layer
 from hyperdas_tl.compare.methods import (

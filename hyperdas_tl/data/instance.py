@@ -336,6 +336,7 @@ def build_instance(
     *,
     model_name: str,
     generate: GenerateFn | None = None,
+    parts_dir: Path | None = None,
 ) -> RavelInstance:
     """Build a model-specific instance (no caching; see :func:`load_or_build_instance`).
 
@@ -345,12 +346,17 @@ def build_instance(
         config: caps and thresholds (default :class:`InstanceConfig`).
         model_name: name recorded in the instance and its cache key.
         generate: replaces the model's greedy generation (tests use known outputs).
+        parts_dir: where the model's outputs are stored chunk by chunk as they are decoded, and
+            shared with other processes building the same instance
+            (:func:`~hyperdas_tl.data.instance_decoding.model_generate_fn`).
     """
     config = config or InstanceConfig()
     if generate is None:
         if model is None:
             raise ValueError("build_instance needs a model or a generate function")
-        generate = model_generate_fn(model, config.batch_size, config.generation)
+        generate = model_generate_fn(
+            model, config.batch_size, config.generation, parts_dir=parts_dir
+        )
     requested = config.attributes or domain.attributes
     for attribute in requested:
         domain.check_attribute(attribute)

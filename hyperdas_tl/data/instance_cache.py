@@ -48,6 +48,11 @@ def instance_cache_path(
     return cache_dir("instances") / f"{safe_model}-{domain.source}-{domain.name}-{key}.json"
 
 
+def instance_parts_dir(path: Path) -> Path:
+    """Where the outputs of the instance cached at ``path`` are kept while it is built."""
+    return path.with_name(path.stem + ".parts")
+
+
 def load_or_build_instance(
     model: torch.nn.Module | None,
     domain: RavelDomain,
@@ -57,14 +62,26 @@ def load_or_build_instance(
     generate: GenerateFn | None = None,
     use_cache: bool = True,
 ) -> RavelInstance:
-    """:func:`build_instance`, reusing the on-disk copy keyed by model, data and config."""
+    """:func:`build_instance`, reusing the on-disk copy keyed by model, data and config.
+
+    While it is built, the model's outputs are kept chunk by chunk in ``<cache file>.parts/``:
+    a build that stops resumes from its finished chunks, and processes building the same
+    instance at once share the chunks (run the same command once per core, one thread each).
+    """
     config = config or InstanceConfig()
     dtype = "float32" if model is None else precision_name(model_dtype(model))
     path = instance_cache_path(model_name, domain, config, dtype)
     if use_cache and path.is_file():
         logger.info("Reusing cached instance %s", path)
         return RavelInstance.load(path, domain)
-    instance = build_instance(model, domain, config, model_name=model_name, generate=generate)
+    instance = build_instance(
+        model,
+        domain,
+        config,
+        model_name=model_name,
+        generate=generate,
+        parts_dir=instance_parts_dir(path) if use_cache else None,
+    )
     if use_cache:
         instance.save(path)
     return instance

@@ -9,10 +9,18 @@ slower than this loop in bf16 on CPU) the first batch is decoded a second time b
 :func:`~hyperdas_tl.generation.greedy_generate` and any difference that is not a rounding tie
 (:func:`near_tie_rows`) stops the build with :class:`DecodingMismatchError`
 (:func:`check_cached_decoding`).
+
+With a ``parts_dir`` the batches are decoded in chunks of :data:`CHUNK_BATCHES` batches, each
+written to ``parts_dir`` as soon as it is done and claimed through :mod:`hyperdas_tl.claims`:
+a build that stops keeps its finished chunks, and several processes building the same
+instance (same cache key, so the same folder) share the chunks out. The batches, and so the
+outputs, are those of an unchunked build (tested).
 """
 
+import json
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -20,6 +28,8 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from hyperdas_tl.atomic_write import write_text_atomically
+from hyperdas_tl.claims import share_out
 from hyperdas_tl.generation import greedy_generate, kv_cached_greedy_generate
 from hyperdas_tl.models import module_device
 from hyperdas_tl.precision import autocast_like, model_dtype
@@ -34,6 +44,8 @@ rebuilt."""
 GenerationBackend = Literal["greedy_generate", "kv_cached"]
 GenerateFn = Callable[[list[str], int], list[str]]
 """``(prompts, max_new_tokens) -> raw generated continuations`` (one string per prompt)."""
+CHUNK_BATCHES = 16
+"""Generation batches per chunk of a ``parts_dir`` (:func:`model_generate_fn`)."""
 
 
 class DecodingMismatchError(ValueError):
@@ -129,12 +141,17 @@ def check_cached_decoding(
 
 
 def model_generate_fn(
-    model: torch.nn.Module, batch_size: int, backend: GenerationBackend = "greedy_generate"
+    model: torch.nn.Module,
+    batch_size: int,
+    backend: GenerationBackend = "greedy_generate",
+    *,
+    parts_dir: Path | None = None,
 ) -> GenerateFn:
     """A :data:`GenerateFn` running ``model`` in length-sorted batches with a progress bar
     (``backend``: see :attr:`~hyperdas_tl.data.instance.InstanceConfig.generation`). With
     ``"kv_cached"``, the first batch it decodes is decoded again without a cache and compared
-    (:func:`check_cached_decoding`)."""
+    (:func:`check_cached_decoding`). With ``parts_dir``, chunks of :data:`CHUNK_BATCHES`
+    batches are stored there as they finish and shared with other processes (module docs)."""
     tokenizer = model.tokenizer
     device = module_device(model)
     verified = backend != "kv_cached"
@@ -152,22 +169,77 @@ def model_generate_fn(
         ties = near_tie_rows(model, *encode(texts), new, reference)
         check_cached_decoding(new, reference, texts, tokenizer, ties)
 
-    def generate(prompts: list[str], max_new_tokens: int) -> list[str]:
+    def decode_batches(batches: list[list[str]], max_new_tokens: int) -> list[str]:
         nonlocal verified
-        lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
-        order = sorted(range(len(prompts)), key=lambda i: lengths[i])
-        results: list[str] = [""] * len(prompts)
-        for start in tqdm(
-            range(0, len(order), batch_size), desc="generating", unit="batch", leave=False
-        ):
-            index = order[start : start + batch_size]
-            texts = [prompts[i] for i in index]
+        out: list[str] = []
+        for texts in tqdm(batches, desc="generating", unit="batch", leave=False):
             new = decode(texts, max_new_tokens, cached=backend == "kv_cached")
             if not verified:
                 verify(texts, max_new_tokens, new)
                 verified = True
-            for text, i in zip(_decode_rows(tokenizer, new.tolist()), index, strict=True):
-                results[i] = text
+            out.extend(_decode_rows(tokenizer, new.tolist()))
+        return out
+
+    def generate(prompts: list[str], max_new_tokens: int) -> list[str]:
+        lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
+        order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+        batches = [
+            [prompts[i] for i in order[start : start + batch_size]]
+            for start in range(0, len(order), batch_size)
+        ]
+        if parts_dir is None:
+            decoded = decode_batches(batches, max_new_tokens)
+        else:
+            chunks = [batches[i : i + CHUNK_BATCHES] for i in range(0, len(batches), CHUNK_BATCHES)]
+            decoded = [
+                text
+                for chunk in shared_chunks(parts_dir, chunks, max_new_tokens, decode_batches)
+                for text in chunk
+            ]
+        results: list[str] = [""] * len(prompts)
+        for i, text in zip(order, decoded, strict=True):
+            results[i] = text
         return results
 
     return generate
+
+
+def shared_chunks(
+    parts_dir: Path,
+    chunks: list[list[list[str]]],
+    max_new_tokens: int,
+    decode_batches: Callable[[list[list[str]], int], list[str]],
+) -> list[list[str]]:
+    """The outputs of each chunk (a list of prompt batches): read from ``parts_dir`` when a
+    finished copy is there, else decoded and stored, claimed chunk by chunk so that other
+    processes decoding the same prompts into ``parts_dir`` share the work."""
+    parts_dir = Path(parts_dir)
+
+    def name(index: int) -> str:
+        return f"new{max_new_tokens}-chunk{index:05d}"
+
+    def finished(index: int) -> list[str] | None:
+        path = parts_dir / f"{name(index)}.json"
+        if not path.is_file():
+            return None
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored["prompts"] != [p for batch in chunks[index] for p in batch]:
+            raise ValueError(
+                f"{path} holds the outputs of other prompts; {parts_dir} is not this build's "
+                "parts folder (delete it to rebuild)"
+            )
+        return list(stored["outputs"])
+
+    def run(index: int) -> list[str]:
+        outputs = decode_batches(chunks[index], max_new_tokens)
+        prompts = [p for batch in chunks[index] for p in batch]
+        parts_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(
+            parts_dir / f"{name(index)}.json", json.dumps({"prompts": prompts, "outputs": outputs})
+        )
+        return outputs
+
+    done = sum((parts_dir / f"{name(i)}.json").is_file() for i in range(len(chunks)))
+    if done:
+        logger.info("%s: %d of %d chunks already decoded", parts_dir, done, len(chunks))
+    return share_out(parts_dir, list(range(len(chunks))), name, finished, run)

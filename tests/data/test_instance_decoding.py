@@ -63,3 +63,86 @@ def test_a_rounding_tie_is_not_a_broken_decoder(tiny_model):
     with pytest.raises(DecodingMismatchError):
         decoding_module.check_cached_decoding(cached, uncached, ["a", "b"], tok, ties=[])
     decoding_module.check_cached_decoding(cached, uncached, ["a", "b"], tok, ties=[0])
+
+
+def chunked_prompts(tiny_model, n: int) -> list[str]:
+    words = ["Paris", "Lyon", "New York City", "Tokyo", "a", "Rio de Janeiro", "Oslo"]
+    return [f"{words[i % len(words)]} is a city in {'the ' * (i % 3)}country" for i in range(n)]
+
+
+def test_chunked_generation_gives_the_unchunked_outputs_and_resumes(
+    tiny_model, tmp_path, monkeypatch
+):
+    """Outputs stored chunk by chunk equal an unchunked build's; a build that stopped keeps
+    its finished chunks and the next one decodes only the rest."""
+    monkeypatch.setattr(decoding_module, "CHUNK_BATCHES", 2)
+    prompts = chunked_prompts(tiny_model, 19)  # batches of 3: 7 batches, 4 chunks
+    plain = model_generate_fn(tiny_model, batch_size=3, backend="kv_cached")(prompts, 3)
+    parts = tmp_path / "parts"
+    real = decoding_module.kv_cached_greedy_generate
+    decoded: list[int] = []
+
+    def stops_after_two_chunks(model, ids, mask, n):
+        if len(decoded) == 4:
+            raise KeyboardInterrupt("stopped")
+        decoded.append(ids.shape[0])
+        return real(model, ids, mask, n)
+
+    monkeypatch.setattr(decoding_module, "kv_cached_greedy_generate", stops_after_two_chunks)
+    with pytest.raises(KeyboardInterrupt):
+        model_generate_fn(tiny_model, 3, "kv_cached", parts_dir=parts)(prompts, 3)
+    assert len(list(parts.glob("*.json"))) == 2
+    decoded.clear()
+
+    def counted(model, ids, mask, n):
+        decoded.append(ids.shape[0])
+        return real(model, ids, mask, n)
+
+    monkeypatch.setattr(decoding_module, "kv_cached_greedy_generate", counted)
+    chunked = model_generate_fn(tiny_model, 3, "kv_cached", parts_dir=parts)(prompts, 3)
+    assert chunked == plain
+    assert decoded == [3, 3, 1]  # the two unfinished chunks only (2 batches + the last one)
+    again = model_generate_fn(tiny_model, 3, "kv_cached", parts_dir=parts)(prompts, 3)
+    assert again == plain and decoded == [3, 3, 1]  # all read from the parts folder
+
+
+def test_a_chunk_another_process_holds_is_waited_for_and_read(tiny_model, tmp_path, monkeypatch):
+    import threading
+
+    from filelock import FileLock
+
+    from hyperdas_tl.claims import lock_path
+
+    monkeypatch.setattr(decoding_module, "CHUNK_BATCHES", 1)
+    prompts = chunked_prompts(tiny_model, 6)
+    plain = model_generate_fn(tiny_model, batch_size=3)(prompts, 2)
+    parts = tmp_path / "parts"
+    lock_path(parts, "new2-chunk00001").parent.mkdir(parents=True)
+    other = FileLock(str(lock_path(parts, "new2-chunk00001")))
+    other.acquire()
+    decoded: list[int] = []
+    real = decoding_module.greedy_generate
+
+    def counted(*args):
+        decoded.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(decoding_module, "greedy_generate", counted)
+    result: list[list[str]] = []
+    worker = threading.Thread(
+        target=lambda: result.append(model_generate_fn(tiny_model, 3, parts_dir=parts)(prompts, 2))
+    )
+    worker.start()
+    worker.join(timeout=5)
+    assert worker.is_alive() and decoded == [1]  # chunk 0 done, waiting for chunk 1
+    other.release()  # the holder left without writing: this process decodes it
+    worker.join(timeout=60)
+    assert result == [plain] and decoded == [1, 1]
+
+
+def test_a_parts_folder_of_other_prompts_is_a_clear_error(tiny_model, tmp_path):
+    parts = tmp_path / "parts"
+    prompts = chunked_prompts(tiny_model, 4)
+    model_generate_fn(tiny_model, 2, parts_dir=parts)(prompts, 2)
+    with pytest.raises(ValueError, match="holds the outputs of other prompts"):
+        model_generate_fn(tiny_model, 2, parts_dir=parts)(prompts[:2] + ["Oslo is"] * 2, 2)

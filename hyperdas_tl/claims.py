@@ -1,13 +1,15 @@
-"""Several processes sharing one comparison folder: each (method, seed) unit is claimed by one.
+"""Several processes sharing one folder of work: each item (a comparison's (method, seed) unit, a
+chunk of an instance's prompts) is claimed by one, through a ``filelock`` lock.
 
-Run the same comparison command N times on the same ``out_dir`` (say, one process per core, one
-thread each) and the units are shared out: a process runs a unit only while it holds that
-unit's lock (``<out>/.locks/<unit>.lock``, a ``filelock`` lock, released by the OS when its
-holder dies), skips the units another process holds, and at the end waits for those and reads
-their records; a unit whose holder died without writing its records is run by whoever claims it
-next. The layer choice, ``run.json`` and the report files are each written under a lock of their
-own, and the candidate layers of a layer choice are shared out like units, so every process
-ends with the same complete report.
+Comparisons (:mod:`hyperdas_tl.compare`): run the same comparison command N times on the same
+``out_dir`` (say, one process per core, one thread each) and the units are shared out: a process
+runs a unit only while it holds that unit's lock (``<out>/.locks/<unit>.lock``, a ``filelock``
+lock, released by the OS when its holder dies), skips the units another process holds, and at
+the end waits for those and reads their records; a unit whose holder died without writing its
+records is run by whoever claims it next. The layer choice, ``run.json`` and the report files
+are each written under a lock of their own, and the candidate layers of a layer choice are
+shared out like units, so every process ends with the same complete report. Instance builds
+(:mod:`hyperdas_tl.data.instance_decoding`) share out their prompts in chunks the same way.
 """
 
 import contextlib
