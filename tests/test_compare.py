@@ -20,7 +20,8 @@ from hyperdas_tl.compare import (
     read_records,
 )
 from hyperdas_tl.compare.figure import comparison_figure
-from hyperdas_tl.compare.run_folder import unit_name, unit_records_path
+from hyperdas_tl.compare.run_folder import unit_checkpoint_path, unit_name, unit_records_path
+from hyperdas_tl.hyperdas import train as hyperdas_train
 from hyperdas_tl.hyperdas.config import HyperDASConfig
 from hyperdas_tl.hyperdas.intervention import hyperdas_intervention
 from hyperdas_tl.hyperdas.model import HyperDAS
@@ -467,6 +468,44 @@ def test_a_trained_hyperdas_that_does_not_fit_is_refused(tiny_model, data):
         compare_methods(tiny_model, data, [1, 2], 4, ["HyperDAS"], [0], trained_hyperdas={0: given})
     with raises_bad_input("'HyperDAS' is not among the methods"):
         compare_methods(tiny_model, data, 2, 4, ["DAS"], [0], trained_hyperdas={0: given})
+
+
+def test_a_hyperdas_unit_stopped_mid_training_resumes_from_its_checkpoint(
+    tiny_model, data, tmp_path, monkeypatch, caplog
+):
+    settings = dataclasses.replace(
+        SETTINGS, hyperdas=SETTINGS.hyperdas.with_fields(checkpoint_every=1)
+    )
+    real_save = hyperdas_train.save_checkpoint
+    saved = []
+
+    def save_then_stop(*args, **kwargs):
+        real_save(*args, **kwargs)
+        saved.append(kwargs["trainer_state"].step)
+        if len(saved) == 2:
+            raise Interrupted  # the process dies after step 2's checkpoint
+
+    def run(folder):
+        return compare_methods(tiny_model, data, 1, 4, ["HyperDAS"], [0], settings=settings,
+                               out_dir=folder)  # fmt: skip
+
+    monkeypatch.setattr(hyperdas_train, "save_checkpoint", save_then_stop)
+    with pytest.raises(Interrupted):
+        run(tmp_path / "stopped")
+    checkpoint = unit_checkpoint_path(tmp_path / "stopped", unit_name("HyperDAS", 0))
+    assert saved == [1, 2] and (checkpoint / "config.json").exists()
+    monkeypatch.setattr(hyperdas_train, "save_checkpoint", real_save)
+    with caplog.at_level("INFO", logger="hyperdas_tl.hyperdas.train"):
+        resumed = run(tmp_path / "stopped")
+    assert "Resuming HyperDAS training from step 2" in caplog.text
+    uninterrupted = run(tmp_path / "whole")
+    verdicts = [sorted((r.method, r.split, r.example_id, r.correct) for r in report.records)
+                for report in (resumed, uninterrupted)]  # fmt: skip
+    assert verdicts[0] == verdicts[1]
+    steps = [report.curves["HyperDAS seed 0"]["history"] for report in (resumed, uninterrupted)]
+    assert steps[0] == steps[1] and len(steps[0]) == 3  # the resumed unit's history is whole
+    # without a run folder there is nowhere to checkpoint: the cadence is dropped, not an error
+    compare_methods(tiny_model, data, 1, 4, ["HyperDAS"], [0], settings=settings)
 
 
 def test_the_figure_draws_every_method_with_its_interval(run):

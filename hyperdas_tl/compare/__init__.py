@@ -24,6 +24,10 @@ probes) run once. With ``out_dir`` the run is incremental and resumable: each (m
 writes its records (``records/*.jsonl.gz``) and curves (``curves/*.json``) atomically when it
 finishes, and a later call with the same ``out_dir`` skips what is already there (``run.json``
 holds a fingerprint of the data and settings; a different run in the same folder is an error).
+A HyperDAS unit also checkpoints its training in ``checkpoints/hyperdas.seed<N>/`` (every 50
+steps unless its config sets ``checkpoint_every``): a unit stopped mid-training resumes from
+its last checkpoint, and the finished checkpoint is the trained HyperDAS that
+``analyses/run_faithfulness.py`` reads.
 Several processes may run the same comparison on one ``out_dir`` at once: each unit is run by
 the one that claims it (:mod:`~hyperdas_tl.claims`) and each process ends with the
 complete report.

@@ -268,6 +268,7 @@ def compare_methods(
         splits=splits,
         settings=settings,
         trained_hyperdas=trained_hyperdas,
+        out=out,
     )
     units = [(m, s) for m in methods for s in (seeds if m in SEEDED_METHODS else [None])]
     resumed: list[str] = []

@@ -48,6 +48,12 @@ def unit_curves_path(out: Path, name: str) -> Path:
     return out / "curves" / f"{name}.json"
 
 
+def unit_checkpoint_path(out: Path, name: str) -> Path:
+    """Where a HyperDAS unit keeps its training checkpoint: ``checkpoints/<name>/`` (saved as it
+    trains, so a stopped unit resumes from its last checkpoint; git-ignored)."""
+    return out / "checkpoints" / name
+
+
 def json_text(data: Any) -> str:
     """``data`` as the indented JSON every file of the folder is written in."""
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

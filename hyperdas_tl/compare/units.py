@@ -5,6 +5,7 @@ probes, HyperDAS; the controls need no training) and scored on every evaluation 
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hyperdas_tl.baselines.controls import (
@@ -21,6 +22,7 @@ from hyperdas_tl.baselines.das import (
 from hyperdas_tl.baselines.probes import ProbeConfig, train_probes
 from hyperdas_tl.compare.methods import METHODS
 from hyperdas_tl.compare.records import ExampleRecord
+from hyperdas_tl.compare.run_folder import unit_checkpoint_path, unit_name
 from hyperdas_tl.compare.settings import CompareSettings
 from hyperdas_tl.data.batching import InterventionBatch, collate_examples
 from hyperdas_tl.data.examples import InterventionExample
@@ -49,6 +51,13 @@ class UnitContext:
     settings: CompareSettings
     trained_hyperdas: Mapping[int, HyperDAS] = field(default_factory=dict)
     """HyperDAS models already trained, by seed: scored instead of training one."""
+    out: Path | None = None
+    """The run folder, if any: a HyperDAS unit checkpoints its training there
+    (:func:`~hyperdas_tl.compare.run_folder.unit_checkpoint_path`) and resumes from it."""
+
+
+UNIT_CHECKPOINT_EVERY = 50
+"""Steps between a HyperDAS unit's checkpoints when its config sets no cadence."""
 
 
 @dataclass
@@ -161,11 +170,20 @@ def _run_hyperdas(ctx: UnitContext, seed: int) -> UnitResult:
                 max_label_tokens=settings.max_label_tokens,
             )
         ]
+    checkpoint_dir = None
+    if ctx.out is not None:
+        checkpoint_dir = unit_checkpoint_path(ctx.out, unit_name("HyperDAS", seed))
+        every = config.training.checkpoint_every or UNIT_CHECKPOINT_EVERY
+        config = config.with_fields(checkpoint_every=every)
+    else:
+        config = config.with_fields(checkpoint_every=None)
     hyperdas = HyperDAS(ctx.model, config)
     trained = train_hyperdas(
         hyperdas,
         train,
         val_batches=ctx.batches[settings.val_split],
+        checkpoint_dir=checkpoint_dir,
+        resume=checkpoint_dir is not None,
         show_progress=settings.show_progress,
     )
     curves = {
