@@ -7,7 +7,10 @@ way is read from the units it has finished): for every method both
 scored and every split, run A − run B of Cause / Isolate / Disentangle, each example's verdict
 averaged over the seeds both runs hold, with the benchmark's paired 95 % cluster bootstrap
 (:func:`hyperdas_tl.compare.scores.paired_method_difference`); ``--cross`` pairs two different
-methods of the two runs; and A's own scores with intervals.
+methods of the two runs; and A's own scores with intervals. ``--per-seed`` gives each seed
+both sides hold its own row instead of pooling them (a seeded method against a deterministic
+one pairs every seed with the same records), which shows whether a pooled difference holds
+seed by seed; ``--a`` and ``--b`` may be the same folder, with ``--cross`` pairs.
 
     python analyses/benchmark_run_differences.py \\
         --a unbucketed=analyses/results/benchmark_smollm2_city_unbucketed \\
@@ -63,6 +66,9 @@ def parse_args() -> argparse.Namespace:
         metavar=("METHOD_A", "METHOD_B"),
         help="also pair A's METHOD_A with B's METHOD_B (e.g. 'HyperDAS (soft)' MDAS)",
     )
+    p.add_argument(
+        "--per-seed", action="store_true", help="one row per common seed instead of pooling them"
+    )
     p.add_argument("--mode", default="teacher_forced")
     p.add_argument("--resamples", type=int, default=2000)
     p.add_argument("--out", type=Path, required=True, help="writes <out>.json and <out>.md")
@@ -97,6 +103,48 @@ def common_seeds(a: list[ExampleRecord], b: list[ExampleRecord]) -> list[Example
     return [r for r in a if r.seed in seeds]
 
 
+def seed_groups(
+    a: list[ExampleRecord], b: list[ExampleRecord], per_seed: bool
+) -> list[tuple[list[ExampleRecord], list[ExampleRecord]]]:
+    """The (A, B) record sets to pair: both whole (seeds pooled), or one per seed they share
+    (a deterministic side, seed None, is paired with each seed of the other)."""
+    seeds = sorted({r.seed for r in a} | {r.seed for r in b} - {None})
+    if not per_seed or not seeds:
+        return [(a, b)]
+    return [
+        ([r for r in a if r.seed in (s, None)], [r for r in b if r.seed in (s, None)])
+        for s in seeds
+    ]
+
+
+def paired_row(
+    split: str,
+    method_a: str,
+    method_b: str,
+    a: list[ExampleRecord],
+    b: list[ExampleRecord],
+    labels: tuple[str, str],
+    config: BootstrapConfig,
+) -> tuple[dict, str]:
+    """A − B on one split: the JSON row and the markdown line."""
+    seeds = sorted({r.seed for r in a} | {r.seed for r in b}, key=lambda s: -1 if s is None else s)
+    name_a, name_b = labels
+    if method_a != method_b:
+        name_a, name_b = f"{labels[0]} {method_a}", f"{labels[1]} {method_b}"
+    a = [replace(r, method=name_a) for r in a]  # the decision names the runs
+    b = [replace(r, method=name_b) for r in b]
+    diff = paired_method_difference(a, b, config)
+    method = method_a if method_a == method_b else f"{method_a} − {method_b}"
+    row = {"split": split, "method": method, "seeds": seeds, "decision": diff.decision}
+    row |= {m: getattr(diff, m).to_dict() for m in METRICS if getattr(diff, m)}
+    line = (
+        f"| {split} | {method} | {', '.join('—' if s is None else str(s) for s in seeds)} | "
+        + " | ".join(format_interval(getattr(diff, m)) for m in METRICS)
+        + f" | {diff.decision} |"
+    )
+    return row, line
+
+
 def main() -> None:
     args = parse_args()
     config = BootstrapConfig(n_resamples=args.resamples)
@@ -109,8 +157,13 @@ def main() -> None:
             f"# {label_a} − {label_b}: paired differences on the same examples",
             "",
             f"A = `{folder_a}`, B = `{folder_b}`; the runs' data configs differ in "
-            f"{args.differs_in or 'nothing'}. Mode {args.mode}; each example's verdict averaged "
-            "over the seeds both runs hold; 95 % cluster bootstrap over base entities, "
+            f"{args.differs_in or 'nothing'}. Mode {args.mode}; "
+            + (
+                "one row per seed both runs hold (a deterministic method paired with each)"
+                if args.per_seed
+                else "each example's verdict averaged over the seeds both runs hold"
+            )
+            + "; 95 % cluster bootstrap over base entities, "
             f"{args.resamples} resamples (`analyses/benchmark_run_differences.py`). A differs "
             "from B only when the interval excludes 0.",
             "",
@@ -128,25 +181,12 @@ def main() -> None:
             b = common_seeds(cells_b[split, method_b], cells_a[split, method_a])
             if not a or not b:
                 continue
-            seeds = sorted(
-                {r.seed for r in a} | {r.seed for r in b}, key=lambda s: -1 if s is None else s
-            )
-            name_a, name_b = label_a, label_b
-            if method_a != method_b:
-                name_a, name_b = f"{label_a} {method_a}", f"{label_b} {method_b}"
-            a = [replace(r, method=name_a) for r in a]  # the decision names the runs
-            b = [replace(r, method=name_b) for r in b]
-            diff = paired_method_difference(a, b, config)
-            method = method_a if method_a == method_b else f"{method_a} − {method_b}"
-            row = {"split": split, "method": method, "seeds": seeds, "decision": diff.decision}
-            row |= {m: getattr(diff, m).to_dict() for m in METRICS if getattr(diff, m)}
-            rows.append(row)
-            lines.append(
-                f"| {split} | {method} | {', '.join('—' if s is None else str(s) for s in seeds)} "
-                "| "
-                + " | ".join(format_interval(getattr(diff, m)) for m in METRICS)
-                + f" | {diff.decision} |"
-            )
+            for seed_a, seed_b in seed_groups(a, b, args.per_seed):
+                row, line = paired_row(
+                    split, method_a, method_b, seed_a, seed_b, (label_a, label_b), config
+                )
+                rows.append(row)
+                lines.append(line)
     lines += [
         "",
         f"Scores of {label_a} (every method it has, its seeds pooled):",

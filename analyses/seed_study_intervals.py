@@ -1,6 +1,7 @@
 """95 % cluster-bootstrap intervals for the runs of the seed study (issue 11), from the
-judgements that ``run_ravel_city.py`` stores in its report JSON, and paired differences between
-runs on the same examples.
+judgements that ``run_ravel_city.py`` (removed after commit 19f5cc6; the runs are replayed by
+``run_benchmark.py``, README "Earlier HyperDAS run") stored in its report JSON, and paired
+differences between runs on the same examples.
 
 Every run of the study scores the same test examples (same data, same sampling seed), so two
 runs can be compared example by example with :func:`hyperdas_tl.compare.scores.

@@ -36,11 +36,11 @@ TEST_SPLITS = ("test_entity", "test_context")
 
 
 def ravel_city_data_config(ravel_path: str | None = None, **overrides: Any) -> DataConfig:
-    """The data of the real-RAVEL city runs of ``analyses/`` (``run_ravel_city.py``, the HyperDAS
-    diagnostics and variant runs): Country + Continent, 240 entities, 6 templates per attribute,
-    512 training and 48 evaluation pairs per attribute, batches of 16; any field overridable by
-    keyword (the instance is built for the target attributes unless ``instance_attributes`` is
-    given)."""
+    """The data of the earlier real-RAVEL city runs of ``analyses/`` (the faithfulness
+    checkpoint's, replayed by ``run_benchmark.py``; the HyperDAS diagnostics and variant runs):
+    Country + Continent, 240 entities, 6 templates per attribute, 512 training and 48 evaluation
+    pairs per attribute, batches of 16; any field overridable by keyword (the instance is built
+    for the target attributes unless ``instance_attributes`` is given)."""
     settings: dict[str, Any] = {
         "source": "ravel",
         "domain": "city",
