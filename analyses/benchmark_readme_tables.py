@@ -84,8 +84,17 @@ def main() -> None:
         cells = [diffs.get((split, a, b)) for split in splits]
         if not any(cells):
             continue
-        row = [interval(cell and cell["disentangle"], signed=True) for cell in cells]
+        row = [
+            interval(cell and cell["disentangle"], signed=True)
+            + (" †" if cell and cell["decision"] == "no consistent difference" else "")
+            for cell in cells
+        ]
         out.append(f"| {a} − {b} | " + " | ".join(row) + " |")
+    out += [
+        "",
+        "† the pooled interval excludes 0 but a seed's own paired interval lies on the other side "
+        "of 0: no consistent difference (the seed condition of the decision rule).",
+    ]
     sys.stdout.write("\n".join(out) + "\n")
 
 

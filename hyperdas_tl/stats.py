@@ -10,7 +10,9 @@ over). Intervals come from :func:`scipy.stats.bootstrap`; nothing here loops ove
   wrong together cancels. Disentangle's difference is the macro mean over the cells
   (cause, isolate) of the per-cell difference, with both kinds resampled jointly.
 - :func:`decide`: the decision rule, fixed before any run: "A beats B" only when the paired
-  95 % interval of ``A - B`` excludes 0.
+  95 % interval of ``A - B`` excludes 0. :func:`decide_over_seeds` adds the seed condition
+  (2026-12-03, after the city benchmark, whose HyperDAS − MDAS was above 0 pooled and below 0
+  with one seed): no seed's own paired interval may lie on the other side of 0.
 
 **Clusters.** Examples that share a base entity are not independent (the entity's residual is
 what every intervention edits). The default is a *cluster* bootstrap: the resampled units are
@@ -39,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 BootstrapMethod = Literal["percentile", "basic", "BCa"]
 BOOTSTRAP_METHODS: tuple[BootstrapMethod, ...] = ("percentile", "basic", "BCa")
-Decision = Literal["A > B", "A < B", "no difference"]
+Decision = Literal["A > B", "A < B", "no difference", "no consistent difference"]
 
 Values = Sequence[float] | Sequence[int] | np.ndarray
 """One number per example: 0/1 verdicts (bools or ints), seed means, differences."""
@@ -238,14 +240,26 @@ def decide(difference: Interval) -> Decision:
     return "no difference"
 
 
-def decision_text(difference: Interval, a: str, b: str) -> str:
-    """:func:`decide` with the methods' names: ``"HyperDAS (soft) > MDAS"`` etc."""
-    verdict = decide(difference)
+def decide_over_seeds(pooled: Interval, per_seed: Sequence[Interval] = ()) -> Decision:
+    """The decision rule with the seed condition: :func:`decide` on the seed-pooled interval,
+    unless the interval of one seed's own paired difference lies wholly on the other side of 0,
+    then ``"no consistent difference"`` (the pooled interval resamples examples, not the trained
+    models, so it cannot see that a verdict turns on the seed)."""
+    verdict = decide(pooled)
+    opposite = {"A > B": "A < B", "A < B": "A > B"}.get(verdict)
+    if opposite is not None and any(decide(seed) == opposite for seed in per_seed):
+        return "no consistent difference"
+    return verdict
+
+
+def decision_text(difference: Interval, a: str, b: str, per_seed: Sequence[Interval] = ()) -> str:
+    """:func:`decide_over_seeds` with the methods' names: ``"HyperDAS (soft) > MDAS"`` etc."""
+    verdict = decide_over_seeds(difference, per_seed)
     if verdict == "A > B":
         return f"{a} > {b}"
     if verdict == "A < B":
         return f"{a} < {b}"
-    return "no difference"
+    return verdict
 
 
 @dataclass(frozen=True)

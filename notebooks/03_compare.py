@@ -22,8 +22,9 @@
 #   concepts, scored in its three read-outs.
 #
 # Every score carries a 95 % cluster-bootstrap interval (resampling base entities) and the stated
-# differences a paired interval; "A beats B" only when that interval excludes 0. The `small`
-# profile (CI) is far too small to decide anything: it checks the pipeline, not the methods.
+# differences a paired interval; "A beats B" only when that interval excludes 0 and no seed's own
+# paired interval points the other way. The `small` profile (CI) is far too small to decide
+# anything: it checks the pipeline, not the methods.
 
 # %% tags=["parameters"]
 # Parameters (papermill-style): HYPERDAS_TL_PROFILE=small (CI) or full

@@ -17,6 +17,7 @@ from hyperdas_tl.compare import (
     build_report,
     compare_methods,
     default_differences,
+    paired_method_difference,
     read_records,
 )
 from hyperdas_tl.compare.figure import comparison_figure
@@ -372,6 +373,34 @@ def records_of(method, verdicts, seed=None, kinds=None, entities=None):
                       f"id{i}", entity, bool(v))
         for i, (v, kind, entity) in enumerate(zip(verdicts, kinds, entities, strict=True))
     ]  # fmt: skip
+
+
+def test_paired_difference_carries_each_seed_and_the_seed_condition():
+    config = BootstrapConfig(n_resamples=500)
+    mdas = [r for seed in (0, 1, 2) for r in records_of("MDAS", [1, 0] * 20, seed=seed)]
+    # HyperDAS seeds 0 and 1 are right on every row (above MDAS's Disentangle 0.5), seed 2 on
+    # none (below it): pooled, every example averages 2/3, above MDAS with a zero-width interval
+    hyperdas = [
+        r
+        for seed, verdict in ((0, 1), (1, 1), (2, 0))
+        for r in records_of("HyperDAS (soft)", [verdict] * 40, seed=seed)
+    ]
+    diff = paired_method_difference(hyperdas, mdas, config)
+    assert diff.disentangle.mean == pytest.approx(1 / 6) and diff.disentangle.lo > 0
+    assert sorted(diff.per_seed) == [0, 1, 2]
+    seed_2 = paired_method_difference(
+        [r for r in hyperdas if r.seed == 2], [r for r in mdas if r.seed == 2], config
+    )
+    assert diff.per_seed[2] == seed_2.disentangle and seed_2.per_seed == {}  # one seed: none
+    assert diff.per_seed[0].lo > 0 > diff.per_seed[2].hi
+    assert diff.decision == "no consistent difference"
+    assert diff.to_dict()["per_seed"]["2"]["hi"] < 0
+    kept = paired_method_difference(hyperdas[:80], mdas[:80], config)  # seeds 0 and 1 only
+    assert kept.decision == "HyperDAS (soft) > MDAS"
+    # a deterministic method is paired with every seed of the other
+    no_op = records_of("no intervention", [0, 1] * 20)
+    assert sorted(paired_method_difference(hyperdas, no_op, config).per_seed) == [0, 1, 2]
+    assert paired_method_difference(no_op, no_op, config).per_seed == {}
 
 
 def test_report_of_hand_made_records():

@@ -10,6 +10,7 @@ from hyperdas_tl.stats import (
     Interval,
     bootstrap_mean,
     decide,
+    decide_over_seeds,
     decision_text,
     paired_difference,
     seed_spread,
@@ -107,6 +108,17 @@ def test_paired_interval_uses_the_pairing():
     assert decide(difference) == "A > B"
     assert decide(paired_difference(b, a, config=PLAIN)) == "A < B"
     assert decision_text(difference, "HyperDAS (soft)", "MDAS") == "HyperDAS (soft) > MDAS"
+
+
+def test_a_seed_pointing_the_other_way_makes_the_difference_inconsistent():
+    above, below = Interval(0.05, 0.02, 0.08, n=100), Interval(-0.06, -0.09, -0.03, n=100)
+    around = Interval(0.01, -0.02, 0.04, n=100)
+    assert decide_over_seeds(above) == decide(above) == "A > B"
+    assert decide_over_seeds(above, [above, around]) == "A > B"  # a null seed does not veto
+    assert decide_over_seeds(above, [above, below]) == "no consistent difference"
+    assert decide_over_seeds(below, [above]) == "no consistent difference"
+    assert decide_over_seeds(around, [above, below]) == "no difference"
+    assert decision_text(above, "HyperDAS (soft)", "MDAS", [below]) == "no consistent difference"
 
 
 def test_disentangle_difference_is_the_mean_of_the_kind_differences():

@@ -35,7 +35,9 @@ complete report.
 ``records.jsonl.gz`` and ``summary.md``.
 
 **Decision rule** (fixed before any run): "A beats B" only when the paired 95 % interval of
-``A - B`` (Disentangle) excludes 0 (:func:`hyperdas_tl.stats.decide`).
+``A - B`` (Disentangle) excludes 0 (:func:`hyperdas_tl.stats.decide`); with the seed condition
+(:func:`hyperdas_tl.stats.decide_over_seeds`), not when a seed's own paired interval
+(``PairedDifference.per_seed``) lies on the other side of 0: "no consistent difference".
 
 One concept per module:
 

@@ -155,7 +155,8 @@ class ComparisonReport:
             f"resamples of {unit}); trained methods pooled over seeds "
             f"{list(self.seeds)} (each example's verdict averaged over seeds), with the mean ± "
             "sd of the per-seed scores beside them. Decision rule: A beats B only when the "
-            "paired 95 % interval of A − B (Disentangle) excludes 0.",
+            "paired 95 % interval of A − B (Disentangle) excludes 0 and no seed's own paired "
+            "interval lies on the other side of 0 (else: no consistent difference).",
         ]
         if self.layer_choice is not None:
             cells = ", ".join(
@@ -200,13 +201,17 @@ class ComparisonReport:
             if differences:
                 lines += [
                     "",
-                    "| A − B (paired) | Δ Cause | Δ Isolate | Δ Disentangle | decision |",
-                    "|---|---|---|---|---|",
+                    "| A − B (paired) | Δ Cause | Δ Isolate | Δ Disentangle | Δ Disentangle "
+                    "per seed | decision |",
+                    "|---|---|---|---|---|---|",
                 ]
                 for d in differences:
+                    seeds = "; ".join(
+                        f"{seed}: {format_interval(v)}" for seed, v in d.per_seed.items()
+                    )
                     lines.append(
                         f"| {d.name} | {format_interval(d.cause)} | {format_interval(d.isolate)} "
-                        f"| {format_interval(d.disentangle)} | {d.decision} |"
+                        f"| {format_interval(d.disentangle)} | {seeds or '—'} | {d.decision} |"
                     )
         return "\n".join(lines) + "\n"
 

@@ -3,7 +3,7 @@ and of the paired difference of two (:class:`PairedDifference`), from their reco
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -90,6 +90,9 @@ class PairedDifference:
     isolate: Interval | None
     disentangle: Interval | None
     """Mean of the cause and isolate differences (macro over attributes), resampled jointly."""
+    per_seed: dict[int, Interval] = field(default_factory=dict)
+    """Disentangle of ``A - B`` seed by seed (each seed of a trained method against the same seed
+    of the other, or against a deterministic one); empty when fewer than two seeds are shared."""
 
     @property
     def name(self) -> str:
@@ -97,10 +100,12 @@ class PairedDifference:
 
     @property
     def decision(self) -> str:
-        """The decision rule on Disentangle: ``"A > B"``-style text or ``"no difference"``."""
+        """The decision rule on Disentangle, with the seed condition
+        (:func:`hyperdas_tl.stats.decide_over_seeds`): ``"A > B"``-style text, ``"no difference"``
+        or ``"no consistent difference"``."""
         if self.disentangle is None:
             return "no difference"
-        return decision_text(self.disentangle, self.a, self.b)
+        return decision_text(self.disentangle, self.a, self.b, list(self.per_seed.values()))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +114,7 @@ class PairedDifference:
             "a": self.a,
             "b": self.b,
             **ScoreSet(self.cause, self.isolate, self.disentangle).to_dict(),
+            "per_seed": {str(seed): v.to_dict() for seed, v in self.per_seed.items()},
             "decision": self.decision,
         }
 
@@ -230,11 +236,51 @@ def summarise_method(records: Sequence[ExampleRecord], config: BootstrapConfig) 
     )
 
 
+def shared_seeds(a: Sequence[ExampleRecord], b: Sequence[ExampleRecord]) -> list[int]:
+    """The seeds two methods' records can be paired on one by one: those both hold, or every
+    seed of one when the other is deterministic (seed None); [] when both are."""
+    seeds_a = {r.seed for r in a} - {None}
+    seeds_b = {r.seed for r in b} - {None}
+    if seeds_a and seeds_b:
+        return sorted(seeds_a & seeds_b)
+    return sorted(seeds_a | seeds_b)
+
+
 def paired_method_difference(
     a: Sequence[ExampleRecord], b: Sequence[ExampleRecord], config: BootstrapConfig
 ) -> PairedDifference:
     """The paired difference of two methods' records on one split and mode (each example's
-    verdict averaged over its method's seeds; both must hold exactly the same examples)."""
+    verdict averaged over its method's seeds; both must hold exactly the same examples), and,
+    when they share two or more seeds (:func:`shared_seeds`), its Disentangle seed by seed."""
+    pooled = _paired_scores(a, b, config)
+    per_seed: dict[int, Interval] = {}
+    seeds = shared_seeds(a, b)
+    if len(seeds) >= 2:
+        for seed in seeds:
+            scores = _paired_scores(
+                [r for r in a if r.seed in (seed, None)],
+                [r for r in b if r.seed in (seed, None)],
+                config,
+            )
+            if scores.disentangle is not None:
+                per_seed[seed] = scores.disentangle
+    first_a, first_b = a[0], b[0]
+    return PairedDifference(
+        split=first_a.split,
+        mode=first_a.mode,
+        a=first_a.method,
+        b=first_b.method,
+        cause=pooled.cause,
+        isolate=pooled.isolate,
+        disentangle=pooled.disentangle,
+        per_seed=per_seed,
+    )
+
+
+def _paired_scores(
+    a: Sequence[ExampleRecord], b: Sequence[ExampleRecord], config: BootstrapConfig
+) -> ScoreSet:
+    """The paired :class:`ScoreSet` of ``A - B`` (each example's verdicts averaged)."""
     if not a or not b:
         raise ValueError("both methods need records")
     first_a, first_b = a[0], b[0]
@@ -257,12 +303,4 @@ def paired_method_difference(
         config,
         paired_with=[float(np.mean(grouped_b[k][1])) for k in keys],
     )
-    return PairedDifference(
-        split=first_a.split,
-        mode=first_a.mode,
-        a=first_a.method,
-        b=first_b.method,
-        cause=scores.cause,
-        isolate=scores.isolate,
-        disentangle=scores.disentangle,
-    )
+    return scores
