@@ -46,11 +46,13 @@ def fmt(value: float | None) -> str:
 
 
 def to_markdown(report: dict[str, Any]) -> str:
+    architecture = report["hyperdas"]["architecture"]  # HyperDASConfig.to_dict()
     lines = [
         f"# Faithfulness controls: {report['model']}",
         "",
-        f"Checkpoint `{report['checkpoint']}` (layer {report['hyperdas']['layer']}, "
-        f"k {report['hyperdas']['k']}, {report['hyperdas']['n_steps']} steps). Teacher-forced "
+        f"Checkpoint `{report['checkpoint']}` (layer {architecture['layer']}, "
+        f"k {architecture['k']}, {report['hyperdas']['training']['n_steps']} steps). "
+        "Teacher-forced "
         "scores, macro-averaged over the target attributes. *Best constant answer* is the Cause a "
         "source-blind predictor of the most frequent label reaches (the bar for controls that "
         "must not see the source).",
