@@ -1,0 +1,35 @@
+"""The pure parts of analyses/ scripts, on the results committed beside them."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
+RESULTS = ANALYSES / "results"
+
+
+def script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ANALYSES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_faithfulness_markdown_renders_the_committed_report():
+    report = json.loads((RESULTS / "faithfulness_smollm2.json").read_text())
+    markdown = script("run_faithfulness").to_markdown(report)
+    assert "(layer 6, k 18, 400 steps)" in markdown
+    assert "## test_entity (96 examples)" in markdown and "## test_context" in markdown
+
+
+def test_merged_summary_nests_differences_by_domain_and_refuses_a_domain_twice(tmp_path):
+    merge = script("merge_benchmark_domains").merge
+    folder = RESULTS / "benchmark_smollm2_city_unbucketed"
+    summary = json.loads((folder / "summary.json").read_text())
+    merged = merge({folder: summary}, tmp_path)
+    assert merged["city"] == summary["city"]
+    assert merged["differences"] == {"city": summary["differences"]}
+    with pytest.raises(ValueError, match="domain 'city' is in"):
+        merge({folder: summary, RESULTS / "benchmark_smollm2_city": summary}, tmp_path)
