@@ -27,7 +27,11 @@ from hyperdas_tl.compare import SPLIT_ORDER
 from hyperdas_tl.compare.records import ExampleRecord, read_records
 from hyperdas_tl.compare.report import format_interval
 from hyperdas_tl.compare.run_folder import RECORDS_JSONL, RUN_JSON
-from hyperdas_tl.compare.scores import paired_method_difference, summarise_method
+from hyperdas_tl.compare.scores import (
+    paired_method_difference,
+    records_by_shared_seed,
+    summarise_method,
+)
 from hyperdas_tl.data_config import DataConfig
 from hyperdas_tl.stats import BootstrapConfig
 
@@ -107,14 +111,9 @@ def seed_groups(
     a: list[ExampleRecord], b: list[ExampleRecord], per_seed: bool
 ) -> list[tuple[list[ExampleRecord], list[ExampleRecord]]]:
     """The (A, B) record sets to pair: both whole (seeds pooled), or one per seed they share
-    (a deterministic side, seed None, is paired with each seed of the other)."""
-    seeds = sorted({r.seed for r in a} | {r.seed for r in b} - {None})
-    if not per_seed or not seeds:
-        return [(a, b)]
-    return [
-        ([r for r in a if r.seed in (s, None)], [r for r in b if r.seed in (s, None)])
-        for s in seeds
-    ]
+    (:func:`hyperdas_tl.compare.scores.records_by_shared_seed`)."""
+    by_seed = records_by_shared_seed(a, b) if per_seed else {}
+    return list(by_seed.values()) or [(a, b)]
 
 
 def paired_row(

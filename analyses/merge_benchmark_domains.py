@@ -19,9 +19,7 @@ import os
 from pathlib import Path
 
 from hyperdas_tl.atomic_write import write_text_atomically
-from hyperdas_tl.compare.run_folder import RECORDS_JSONL
-
-SUMMARY_JSON = "summary.json"
+from hyperdas_tl.compare.run_folder import RECORDS_JSONL, SUMMARY_JSON
 
 
 def parse_args() -> argparse.Namespace:

@@ -246,6 +246,17 @@ def shared_seeds(a: Sequence[ExampleRecord], b: Sequence[ExampleRecord]) -> list
     return sorted(seeds_a | seeds_b)
 
 
+def records_by_shared_seed(
+    a: Sequence[ExampleRecord], b: Sequence[ExampleRecord]
+) -> dict[int, tuple[list[ExampleRecord], list[ExampleRecord]]]:
+    """``{seed: (A's records, B's records)}`` for each of :func:`shared_seeds`; a deterministic
+    side (seed None) gives all its records to every seed."""
+    return {
+        seed: ([r for r in a if r.seed in (seed, None)], [r for r in b if r.seed in (seed, None)])
+        for seed in shared_seeds(a, b)
+    }
+
+
 def paired_method_difference(
     a: Sequence[ExampleRecord], b: Sequence[ExampleRecord], config: BootstrapConfig
 ) -> PairedDifference:
@@ -254,14 +265,10 @@ def paired_method_difference(
     when they share two or more seeds (:func:`shared_seeds`), its Disentangle seed by seed."""
     pooled = _paired_scores(a, b, config)
     per_seed: dict[int, Interval] = {}
-    seeds = shared_seeds(a, b)
-    if len(seeds) >= 2:
-        for seed in seeds:
-            scores = _paired_scores(
-                [r for r in a if r.seed in (seed, None)],
-                [r for r in b if r.seed in (seed, None)],
-                config,
-            )
+    by_seed = records_by_shared_seed(a, b)
+    if len(by_seed) >= 2:
+        for seed, (seed_a, seed_b) in by_seed.items():
+            scores = _paired_scores(seed_a, seed_b, config)
             if scores.disentangle is not None:
                 per_seed[seed] = scores.disentangle
     first_a, first_b = a[0], b[0]
