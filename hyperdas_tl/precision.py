@@ -10,6 +10,10 @@ CPU: on the AMD EPYC (``avx512_bf16``, no AMX) of the last measurement a bf16 ma
 ~2x faster than fp32 and a HyperDAS training step 1.9x (``analyses/bench_precision.py``; CPUs
 with AMX gain more). The speed and the equivalence of the two precisions are measured in
 ``analyses/results/bench_precision_smollm2.md`` and ``analyses/results/precision_runs_smollm2``.
+Where the CPU has neither flag (an AVX2-only CPU) bf16 is emulated and slow: a SmolLM2 forward of
+8 x 32 tokens took 9.5 s in bf16 against 1.6 s in fp32 (5.8x; median, one thread,
+``analyses/results/bench_precision_avx2``) on an AVX2-only AMD EPYC, so an explicit
+``"bfloat16"`` there is refused unless allowed (:func:`resolve_precision`).
 """
 
 import contextlib
@@ -36,16 +40,65 @@ def native_bf16(device: torch.device | str) -> bool:
     return False
 
 
-def resolve_precision(precision: Precision, device: torch.device | str) -> torch.dtype:
-    """The target dtype for ``precision`` on ``device`` (``"auto"``: bf16 where native)."""
+class EmulatedPrecisionError(ValueError):
+    """bfloat16 was asked for on a device that would only emulate it (many times slower)."""
+
+
+def _linear_ms(dtype: torch.dtype, repeats: int = 3) -> float:
+    """Best-of-``repeats`` milliseconds of one ``F.linear`` of 64 x 576 inputs by a 1536 x 576
+    weight on the CPU (a SmolLM2 MLP projection of a small batch, laid out as the model's) in
+    ``dtype``."""
+    import time
+
+    inputs = torch.randn(64, 576).to(dtype)
+    weight = torch.randn(1536, 576).to(dtype)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.nn.functional.linear(inputs, weight)
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3
+
+
+def emulated_bf16_message(device: torch.device | str) -> str:
+    """Why bfloat16 on ``device`` (no native bf16) is refused, with the slowdown measured now."""
+    device = torch.device(device)
+    if device.type != "cpu":
+        return f"{device} has no native bf16 support"
+    fp32, bf16 = _linear_ms(torch.float32), _linear_ms(torch.bfloat16)
+    return (
+        f"this CPU has no native bf16 matrix unit (its flags hold neither amx_bf16 nor "
+        f"avx512_bf16), so bf16 matrix products are emulated: one 64x576 by 1536x576 linear "
+        f"took {bf16:.1f} ms in bfloat16 and {fp32:.2f} ms in float32 just now "
+        f"({bf16 / max(fp32, 1e-6):.0f}x slower)"
+    )
+
+
+def resolve_precision(
+    precision: Precision, device: torch.device | str, *, allow_emulated: bool = False
+) -> torch.dtype:
+    """The target dtype for ``precision`` on ``device`` (``"auto"``: bf16 where native).
+
+    An explicit ``"bfloat16"`` where the hardware has no native bf16 raises
+    :class:`EmulatedPrecisionError` (with the slowdown measured on the spot; on an AVX2-only AMD
+    EPYC a SmolLM2 forward was 5.8x slower in bf16 than in fp32), before any model is loaded,
+    unless ``allow_emulated``;
+    then it only warns. Choose ``"float32"`` or ``"auto"`` there, knowing that float32 and
+    bfloat16 results are different experiments (README, Performance).
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision != "auto":
         if precision == "bfloat16" and not native_bf16(device):
-            logger.warning(
-                "bfloat16 requested on %s, which has no native bf16 support: it will be slow",
-                device,
-            )
+            reason = emulated_bf16_message(device)
+            if not allow_emulated:
+                raise EmulatedPrecisionError(
+                    f"precision bfloat16 refused on {device}: {reason}. Use float32 or auto "
+                    "(float32 results are a different experiment from bfloat16 ones), run on a "
+                    "CPU with avx512_bf16 / AMX or a GPU, or allow the emulation explicitly "
+                    "(--allow-emulated-bf16)"
+                )
+            logger.warning("bfloat16 on %s, allowed although emulated: %s", device, reason)
         return _DTYPES[precision]
     if native_bf16(device):
         logger.info("precision auto: bfloat16 target (%s has native bf16)", device)

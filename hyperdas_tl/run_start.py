@@ -45,19 +45,22 @@ def start_run(
     threads: int | None = None,
     device: str | None = None,
     precision: Precision = "auto",
+    allow_emulated_bf16: bool = False,
     target: TransformerBridge | None = None,
     argv: list[str] | None = None,
 ) -> RunStart:
     """Fix seeds, threads and deterministic algorithms (:func:`make_reproducible` with ``seed``
     and ``threads``; None keeps torch's thread count), load ``model_name`` on ``device``
     (default: CUDA when available) in ``precision`` unless ``target`` is given (it must be
-    ``model_name``'s), build ``data_config``'s data and record the provenance (``argv``: the
-    command to record, default ``sys.argv``)."""
+    ``model_name``'s; ``allow_emulated_bf16``: run an explicit bfloat16 on hardware that would
+    emulate it, see :func:`~hyperdas_tl.precision.resolve_precision`), build ``data_config``'s
+    data and record the provenance (``argv``: the command to record, default ``sys.argv``)."""
     threads = make_reproducible(seed, threads)
     start = time.perf_counter()
     if target is None:
         device = device or str(default_device())
-        target = load_model(model_name, device=device, dtype=resolve_precision(precision, device))
+        dtype = resolve_precision(precision, device, allow_emulated=allow_emulated_bf16)
+        target = load_model(model_name, device=device, dtype=dtype)
     data = build_experiment_data(target, data_config, model_name=model_name)
     seconds = time.perf_counter() - start
     dtype = model_dtype(target)

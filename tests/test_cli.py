@@ -116,6 +116,20 @@ def test_bad_options_get_one_error_line_before_any_heavy_import(tmp_path):
         assert cases[name][1] in stderr, (name, stderr)
 
 
+def test_emulated_bf16_is_refused_before_the_model_loads(tmp_path, monkeypatch, capsys,
+                                                         model_never_loads):  # fmt: skip
+    import hyperdas_tl.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: ["avx2"])
+    for command in (["train"], ["demo"]):
+        argv = [*command, "--precision", "bfloat16", "--device", "cpu", "--out",
+                str(tmp_path / command[0])]  # fmt: skip
+        assert main(argv) == 2
+        stderr = capsys.readouterr().err
+        assert len(stderr.splitlines()) == 1, stderr
+        assert "precision bfloat16 refused on cpu" in stderr and "slower" in stderr
+
+
 def test_hard_coded_choices_agree_with_the_library():
     from hyperdas_tl.data.ravel import RAVEL_DOMAINS
     from hyperdas_tl.hyperdas.run import PROFILES

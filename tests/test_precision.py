@@ -1,4 +1,5 @@
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -36,10 +37,21 @@ def test_explicit_precisions_and_bad_input(monkeypatch, caplog):
     monkeypatch.setattr(precision, "cpu_flags", lambda: [])
     assert resolve_precision("float32", "cpu") == torch.float32
     with caplog.at_level(logging.WARNING, logger="hyperdas_tl.precision"):
-        assert resolve_precision("bfloat16", "cpu") == torch.bfloat16
-    assert "no native bf16" in caplog.text
+        assert resolve_precision("bfloat16", "cpu", allow_emulated=True) == torch.bfloat16
+    assert "allowed although emulated" in caplog.text and "x slower" in caplog.text
     with raises_bad_input("precision must be one of"):
         resolve_precision("fp16", "cpu")  # type: ignore[arg-type]
+
+
+def test_emulated_bf16_is_refused_with_the_slowdown_measured(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: ["avx2", "fma"])
+    with pytest.raises(precision.EmulatedPrecisionError) as refused:
+        resolve_precision("bfloat16", "cpu")
+    message = str(refused.value)
+    assert "no native bf16 matrix unit" in message and "--allow-emulated-bf16" in message
+    assert re.search(r"took [\d.]+ ms in bfloat16 and [\d.]+ ms in float32 just now", message)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: ["avx512_bf16"])
+    assert resolve_precision("bfloat16", "cpu") == torch.bfloat16
 
 
 def test_autocast_only_beside_a_bf16_target(tiny_model, tiny_bf16):

@@ -94,6 +94,7 @@ def run_train(args: argparse.Namespace) -> int:
                 device=options.device,
                 resume=options.resume,
                 threads=options.threads,
+                allow_emulated_bf16=options.allow_emulated_bf16,
             )
     print(f"trained {run.train.steps} steps; seconds: {run.seconds}")
     print_results(run.results, run.out_dir)
@@ -116,7 +117,13 @@ def _evaluate(options) -> int:
     from hyperdas_tl.hyperdas.run import evaluate_checkpoint
 
     with finite_checks():
-        run = evaluate_checkpoint(options.checkpoint, out_dir=options.out, device=options.device)
+        run = evaluate_checkpoint(
+            options.checkpoint,
+            out_dir=options.out,
+            device=options.device,
+            precision=options.precision,
+            allow_emulated_bf16=options.allow_emulated_bf16,
+        )
     print_results(run.results, None)
     return 0
 
@@ -160,6 +167,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
             threads=options.threads,
             device=options.device,
             precision=options.precision,
+            allow_emulated_bf16=options.allow_emulated_bf16,
         )
         metadata = {
             "model": options.model,

@@ -81,6 +81,8 @@ class TrainOptions(CommonOptions):
     """how the test splits are judged"""
     precision: Precision = "auto"
     """dtype of the frozen target (auto: bfloat16 where the hardware has it)"""
+    allow_emulated_bf16: bool = False
+    """run bfloat16 even where the hardware would emulate it (tens of times slower)"""
     data: DataConfig = field(default_factory=DataConfig)
     architecture: HyperDASArchitecture = field(default_factory=HyperDASArchitecture)
     training: HyperDASTraining = field(default_factory=HyperDASTraining)
@@ -123,6 +125,10 @@ class EvaluateOptions(CommonOptions):
     """results folder (default: none written)"""
     device: str | None = None
     """cpu / cuda (default: cuda if available)"""
+    precision: Precision | None = None
+    """dtype of the frozen target (default: the one the checkpoint was trained against)"""
+    allow_emulated_bf16: bool = False
+    """run bfloat16 even where the hardware would emulate it (tens of times slower)"""
 
 
 @dataclass(kw_only=True)
@@ -147,6 +153,8 @@ class DemoOptions(CommonOptions):
     """subspace rank (default: the demo's)"""
     precision: Precision = "auto"
     """dtype of the frozen target (auto: bfloat16 where the hardware has it)"""
+    allow_emulated_bf16: bool = False
+    """run bfloat16 even where the hardware would emulate it (tens of times slower)"""
     resume: bool = False
     """keep the finished methods in --out, run the rest"""
 

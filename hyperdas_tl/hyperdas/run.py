@@ -237,6 +237,7 @@ def train_and_evaluate(
     show_progress: bool = True,
     target: TargetModel = None,
     threads: int | None = None,
+    allow_emulated_bf16: bool = False,
 ) -> RunResult:
     """Build the data, train HyperDAS, score all read-outs on the test splits, save everything.
 
@@ -252,6 +253,7 @@ def train_and_evaluate(
         threads=threads,
         device=device,
         precision=profile.precision,
+        allow_emulated_bf16=allow_emulated_bf16,
         target=target,
     )
     target, data = started.model, started.data
@@ -304,14 +306,18 @@ def evaluate_checkpoint(
     eval_modes: tuple[JudgeMode, ...] = JUDGE_MODES,
     show_progress: bool = True,
     precision: Precision | None = None,
+    allow_emulated_bf16: bool = False,
 ) -> RunResult:
     """Re-build the checkpoint's data (recorded in its config) and score it again, with the
-    target in the dtype it was trained against (``precision`` overrides it)."""
+    target in the dtype it was trained against (``precision`` overrides it; a bf16 checkpoint
+    on hardware without native bf16 needs ``allow_emulated_bf16`` or another ``precision``)."""
     preflight_evaluation(checkpoint_dir, out_dir)
     config, _ = read_checkpoint_config(checkpoint_dir)
     if precision is None:
         precision = config.architecture.target_dtype or "auto"  # type: ignore[assignment]
-    dtype = resolve_precision(precision, device or default_device())
+    dtype = resolve_precision(
+        precision, device or default_device(), allow_emulated=allow_emulated_bf16
+    )
     model_name = config.architecture.target_model
     target = load_model(model_name, device=device, dtype=dtype)
     model = load_hyperdas(checkpoint_dir, target)
