@@ -38,8 +38,11 @@ from hyperdas_tl.provenance import make_reproducible, run_provenance
 logger = logging.getLogger("bench_precision")
 NAME = "bench_precision_smollm2"
 SECTIONS = (
-    "matmul", "logit_equivalence", "hyperdas_step", "das_step", "eval_throughput", "cache_epoch",
+    "matmul", "forward", "logit_equivalence", "hyperdas_step", "das_step", "eval_throughput",
+    "cache_epoch",
 )  # fmt: skip
+DATA_SECTIONS = frozenset({"logit_equivalence", "eval_throughput", "cache_epoch"})
+"""The sections that need the offline-city instance (built only when one of them runs)."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -212,6 +215,21 @@ def matmul(settings: BenchSettings) -> dict:
     return {"shape": [rows, d_model, d_mlp], "rows": ratio_rows(timings, "fp32")}
 
 
+def forward(m32, m16, settings: BenchSettings) -> dict:
+    """A no-grad forward of the SmolLM2 target on the benchmark batch, fp32 vs bf16 weights."""
+    batch = make_batch(m32, settings)
+
+    def run(model):
+        def once() -> None:
+            with torch.no_grad():
+                model(batch.base_ids, attention_mask=batch.base_attention_mask)
+
+        return once
+
+    timings = interleaved({"fp32": run(m32), "bf16": run(m16)}, settings.repeats)
+    return {"shape": list(batch.base_ids.shape), "rows": ratio_rows(timings, "fp32")}
+
+
 def logit_equivalence(m32, m16, batches) -> dict:
     """bf16 vs fp32 log-probs on real prompts (label positions and everywhere)."""
     worst_label, worst_any, agree, total, label_agree, n_label = 0.0, 0.0, 0, 0, 0, 0
@@ -245,7 +263,7 @@ def to_markdown(results: dict) -> str:
     lines = [f"# CPU precision / caching benchmark ({results['machine'].get('cpu', '')})", ""]
     lines.append(f"threads {results['threads']}; {results['command']}")
     lines.append("")
-    for section in ("matmul", "hyperdas_step", "das_step"):
+    for section in ("matmul", "forward", "hyperdas_step", "das_step"):
         if section not in results:
             continue
         lines += [f"## {section}", "", "| variant | min s | median s | ratio (median) |",
@@ -288,8 +306,11 @@ def main() -> None:
                              threads=threads, gen_tokens=args.gen_tokens)  # fmt: skip
     m32 = load_model("smollm2-135m", device="cpu")
     m16 = load_model("smollm2-135m", device="cpu", dtype=torch.bfloat16)
-    data = build_experiment_data(m32, DataConfig(batch_size=args.batch), model_name="smollm2-135m")
-    test = data.batches["test_entity"][:4]
+    data = None
+    if DATA_SECTIONS.intersection(args.sections):
+        data = build_experiment_data(
+            m32, DataConfig(batch_size=args.batch), model_name="smollm2-135m"
+        )
     results = {
         "command": " ".join(
             ["python", "analyses/bench_precision.py"]
@@ -306,10 +327,13 @@ def main() -> None:
     start = time.perf_counter()
     run = {
         "matmul": lambda: matmul(settings),
+        "forward": lambda: forward(m32, m16, settings),
         "logit_equivalence": lambda: logit_equivalence(m32, m16, data.batches["test_entity"]),
         "hyperdas_step": lambda: hyperdas_step(m32, m16, settings),
         "das_step": lambda: das_step(m32, m16, settings),
-        "eval_throughput": lambda: eval_throughput(m32, m16, test, settings),
+        "eval_throughput": lambda: eval_throughput(
+            m32, m16, data.batches["test_entity"][:4], settings
+        ),
         "cache_epoch": lambda: cache_epoch(
             m16, data.batches["train"][: args.epoch_batches], settings
         ),
