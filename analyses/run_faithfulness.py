@@ -22,6 +22,7 @@ Memory: the target's residual states of a split are kept for the split's control
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from hyperdas_tl import faithfulness as ft
 from hyperdas_tl.experiment import TEST_SPLITS, DataConfig, build_experiment_data
 from hyperdas_tl.hyperdas.checkpoint import load_hyperdas, read_checkpoint_config
 from hyperdas_tl.models import load_model
+from hyperdas_tl.precision import model_dtype, precision_name
+from hyperdas_tl.provenance import run_provenance
 from hyperdas_tl.viz import householder_pca_figure
 
 REPO = Path(__file__).resolve().parents[1]
@@ -168,6 +171,11 @@ def main(argv: list[str] | None = None) -> None:
         "seed": args.seed,
         "splits": {},
         "random_target_split": None if args.skip_random_target else args.random_target_split,
+        "provenance": run_provenance(
+            seed=args.seed,
+            dtype=precision_name(model_dtype(target)),
+            argv=[sys.argv[0], *(sys.argv[1:] if argv is None else argv)],
+        ),
     }
     suite = ft.faithfulness_suite(
         hyperdas,
