@@ -18,6 +18,7 @@ Where the CPU has neither flag (an AVX2-only CPU) bf16 is emulated and slow: a S
 
 import contextlib
 import logging
+import time
 
 import torch
 
@@ -48,8 +49,6 @@ def _linear_ms(dtype: torch.dtype, repeats: int = 3) -> float:
     """Best-of-``repeats`` milliseconds of one ``F.linear`` of 64 x 576 inputs by a 1536 x 576
     weight on the CPU (a SmolLM2 MLP projection of a small batch, laid out as the model's) in
     ``dtype``."""
-    import time
-
     inputs = torch.randn(64, 576).to(dtype)
     weight = torch.randn(1536, 576).to(dtype)
     best = float("inf")
@@ -82,9 +81,8 @@ def resolve_precision(
     An explicit ``"bfloat16"`` where the hardware has no native bf16 raises
     :class:`EmulatedPrecisionError` (with the slowdown measured on the spot; on an AVX2-only AMD
     EPYC a SmolLM2 forward was 5.8x slower in bf16 than in fp32), before any model is loaded,
-    unless ``allow_emulated``;
-    then it only warns. Choose ``"float32"`` or ``"auto"`` there, knowing that float32 and
-    bfloat16 results are different experiments (README, Performance).
+    unless ``allow_emulated``; then it only warns. Choose ``"float32"`` or ``"auto"`` there,
+    knowing that float32 and bfloat16 results are different experiments (README, Performance).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
