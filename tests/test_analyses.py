@@ -33,3 +33,23 @@ def test_merged_summary_nests_differences_by_domain_and_refuses_a_domain_twice(t
     assert merged["differences"] == {"city": summary["differences"]}
     with pytest.raises(ValueError, match="domain 'city' is in"):
         merge({folder: summary, RESULTS / "benchmark_smollm2_city": summary}, tmp_path)
+
+
+def test_run_benchmark_refuses_emulated_bf16_in_one_line_before_the_model_loads(
+    tmp_path, monkeypatch
+):
+    import hyperdas_tl.precision as precision
+    import hyperdas_tl.run_start as run_start
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the precision was refused")
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: ["avx2"])
+    monkeypatch.setattr(run_start, "load_model", no_model)
+    argv = ["--source", "geonames", "--precision", "bfloat16", "--device", "cpu",
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    with pytest.raises(SystemExit) as refused:
+        script("run_benchmark").main(argv)
+    message = str(refused.value)
+    assert message.startswith("error: precision bfloat16 refused on cpu") and "\n" not in message
+    assert "--allow-emulated-bf16" in message
