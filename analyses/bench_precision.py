@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -219,14 +220,11 @@ def forward(m32, m16, settings: BenchSettings) -> dict:
     """A no-grad forward of the SmolLM2 target on the benchmark batch, fp32 vs bf16 weights."""
     batch = make_batch(m32, settings)
 
-    def run(model):
-        def once() -> None:
-            with torch.no_grad():
-                model(batch.base_ids, attention_mask=batch.base_attention_mask)
+    @torch.no_grad()
+    def run(model) -> None:
+        model(batch.base_ids, attention_mask=batch.base_attention_mask)
 
-        return once
-
-    timings = interleaved({"fp32": run(m32), "bf16": run(m16)}, settings.repeats)
+    timings = interleaved({"fp32": partial(run, m32), "bf16": partial(run, m16)}, settings.repeats)
     return {"shape": list(batch.base_ids.shape), "rows": ratio_rows(timings, "fp32")}
 
 

@@ -59,8 +59,8 @@ def start_run(
     start = time.perf_counter()
     if target is None:
         device = device or str(default_device())
-        dtype = resolve_precision(precision, device, allow_emulated=allow_emulated_bf16)
-        target = load_model(model_name, device=device, dtype=dtype)
+        requested = resolve_precision(precision, device, allow_emulated=allow_emulated_bf16)
+        target = load_model(model_name, device=device, dtype=requested)
     data = build_experiment_data(target, data_config, model_name=model_name)
     seconds = time.perf_counter() - start
     dtype = model_dtype(target)
