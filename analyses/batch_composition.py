@@ -12,6 +12,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import replace
 
+from hyperdas_tl.cli.entry import run_script
 from hyperdas_tl.data.examples import InterventionExample
 from hyperdas_tl.experiment import batch_order, build_experiment_data, ravel_city_data_config
 from hyperdas_tl.models import load_model
@@ -58,4 +59,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

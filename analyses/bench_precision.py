@@ -28,6 +28,7 @@ from hyperdas_tl.bench import (
     ratio_rows,
     resolved,
 )
+from hyperdas_tl.cli.entry import run_script
 from hyperdas_tl.experiment import DataConfig, build_experiment_data
 from hyperdas_tl.generation import greedy_generate, kv_cached_greedy_generate
 from hyperdas_tl.hyperdas import HyperDAS
@@ -347,4 +348,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from hyperdas_tl.cli.entry import run_script
+
 DIFFERENCES = (
     ("HyperDAS (soft)", "MDAS"),
     ("HyperDAS (one_to_many)", "MDAS"),
@@ -99,4 +101,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

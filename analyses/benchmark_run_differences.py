@@ -23,6 +23,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from hyperdas_tl.cli.entry import run_script
 from hyperdas_tl.compare import SPLIT_ORDER
 from hyperdas_tl.compare.records import ExampleRecord, read_records
 from hyperdas_tl.compare.report import format_interval
@@ -220,4 +221,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

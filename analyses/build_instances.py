@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from hyperdas_tl.cli.entry import run_script
 from hyperdas_tl.data import (
     RAVEL_DOMAINS,
     InstanceConfig,
@@ -212,4 +213,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

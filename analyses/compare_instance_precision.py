@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from hyperdas_tl.cli.entry import run_script
 from hyperdas_tl.data.instance import InstanceConfig
 from hyperdas_tl.data.instance_cache import load_or_build_instance
 from hyperdas_tl.experiment import DataConfig, load_domain
@@ -71,4 +72,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

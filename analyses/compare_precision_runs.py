@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from hyperdas_tl.cli.entry import run_script
 from hyperdas_tl.compare import (
     CompareSettings,
     build_report,
@@ -103,4 +104,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from hyperdas_tl.cli.entry import run_script
 from hyperdas_tl.models import load_model, load_smollm2_hf
 
 RESULTS = Path(__file__).parent / "results" / "foundation_timings.json"
@@ -77,4 +78,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from hyperdas_tl.cli.entry import run_script
 from hyperdas_tl.experiment import build_experiment_data, ravel_city_data_config
 from hyperdas_tl.faithfulness import soft_selection_summary
 from hyperdas_tl.hyperdas import HyperDAS, HyperDASConfig
@@ -132,4 +133,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

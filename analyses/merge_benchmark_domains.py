@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from hyperdas_tl.atomic_write import write_text_atomically
+from hyperdas_tl.cli.entry import run_script
 from hyperdas_tl.compare.run_folder import RECORDS_JSONL, SUMMARY_JSON
 
 
@@ -52,13 +53,10 @@ def merge(summaries: dict[Path, dict], out_dir: Path) -> dict:
 def main() -> None:
     args = parse_args()
     summaries = {f: json.loads((f / SUMMARY_JSON).read_text()) for f in args.folders}
-    try:
-        merged = merge(summaries, args.out.parent)
-    except ValueError as error:
-        raise SystemExit(f"merge_benchmark_domains.py: error: {error}") from None
+    merged = merge(summaries, args.out.parent)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(args.out, json.dumps(merged, indent=1, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from hyperdas_tl.cli.entry import run_script  # noqa: E402
 from hyperdas_tl.compare.figure import comparison_figure  # noqa: E402
 
 
@@ -32,4 +33,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

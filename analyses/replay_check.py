@@ -18,6 +18,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from hyperdas_tl.cli.entry import run_script
 from hyperdas_tl.compare.records import read_records
 from hyperdas_tl.compare.run_folder import RECORDS_JSONL, unit_curves_path, unit_name
 
@@ -108,4 +109,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

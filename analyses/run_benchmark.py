@@ -29,11 +29,12 @@ from pathlib import Path
 
 import torch
 
+from hyperdas_tl.cli.entry import run_script
 from hyperdas_tl.compare import DEFAULT_METHODS, METHODS, CompareSettings, compare_methods
 from hyperdas_tl.data_config import BUCKETINGS, DataConfig
 from hyperdas_tl.hyperdas.config import HyperDASConfig
 from hyperdas_tl.models import KNOWN_MODELS
-from hyperdas_tl.precision import PRECISIONS, EmulatedPrecisionError
+from hyperdas_tl.precision import PRECISIONS
 from hyperdas_tl.run_start import start_run
 from hyperdas_tl.stats import BOOTSTRAP_METHODS, BootstrapConfig
 
@@ -233,19 +234,16 @@ def main(argv: list[str] | None = None) -> None:
         instance_attributes=tuple(args.instance_attributes or args.attributes),
     )
     start = time.perf_counter()
-    try:
-        started = start_run(
-            args.model,
-            data_config,
-            seed=args.seeds[0],
-            threads=args.threads,
-            device=args.device,
-            precision=args.precision,
-            allow_emulated_bf16=args.allow_emulated_bf16,
-            argv=None if argv is None else ["analyses/run_benchmark.py", *argv],
-        )
-    except EmulatedPrecisionError as error:  # one line, before the model loads
-        raise SystemExit(f"error: {error}") from None
+    started = start_run(
+        args.model,
+        data_config,
+        seed=args.seeds[0],
+        threads=args.threads,
+        device=args.device,
+        precision=args.precision,
+        allow_emulated_bf16=args.allow_emulated_bf16,
+        argv=None if argv is None else ["analyses/run_benchmark.py", *argv],
+    )  # bad input (a refused precision, a data error) raises here, before the model loads
     model, data = started.model, started.data
     command = shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv)
     metadata = {
@@ -304,4 +302,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from hyperdas_tl import faithfulness as ft
+from hyperdas_tl.cli.entry import run_script
 from hyperdas_tl.experiment import TEST_SPLITS, DataConfig, build_experiment_data
 from hyperdas_tl.hyperdas.checkpoint import load_hyperdas, read_checkpoint_config
 from hyperdas_tl.models import load_model
@@ -215,4 +216,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

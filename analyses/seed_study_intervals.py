@@ -17,6 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
+from hyperdas_tl.cli.entry import run_script
 from hyperdas_tl.compare.records import ExampleRecord
 from hyperdas_tl.compare.report import format_interval
 from hyperdas_tl.compare.scores import paired_method_difference, summarise_method
@@ -159,4 +160,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

@@ -1,10 +1,17 @@
 """The pure parts of analyses/ scripts, on the results committed beside them."""
 
+import ast
 import importlib.util
 import json
+import subprocess
+import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
+
+from hyperdas_tl.cli.entry import run_script
+from hyperdas_tl.cli.parser import EXIT_ERROR
 
 ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
 RESULTS = ANALYSES / "results"
@@ -36,7 +43,7 @@ def test_merged_summary_nests_differences_by_domain_and_refuses_a_domain_twice(t
 
 
 def test_run_benchmark_refuses_emulated_bf16_in_one_line_before_the_model_loads(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, capsys
 ):
     import hyperdas_tl.precision as precision
     import hyperdas_tl.run_start as run_start
@@ -48,8 +55,30 @@ def test_run_benchmark_refuses_emulated_bf16_in_one_line_before_the_model_loads(
     monkeypatch.setattr(run_start, "load_model", no_model)
     argv = ["--source", "geonames", "--precision", "bfloat16", "--device", "cpu",
             "--out", str(tmp_path / "out")]  # fmt: skip
-    with pytest.raises(SystemExit) as refused:
-        script("run_benchmark").main(argv)
-    message = str(refused.value)
-    assert message.startswith("error: precision bfloat16 refused on cpu") and "\n" not in message
-    assert "--allow-emulated-bf16" in message
+    assert run_script(partial(script("run_benchmark").main, argv)) == EXIT_ERROR
+    message = capsys.readouterr().err
+    assert message.startswith("error: precision bfloat16 refused on cpu")
+    assert message.count("\n") == 1 and "--allow-emulated-bf16" in message
+
+
+def test_every_script_runs_inside_the_error_boundary():
+    for path in sorted(ANALYSES.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        guards = [node for node in tree.body if isinstance(node, ast.If)
+                  and ast.unparse(node.test) == "__name__ == '__main__'"]  # fmt: skip
+        assert len(guards) == 1, f"{path.name}: no (or several) __main__ guards"
+        body = [ast.unparse(statement) for statement in guards[0].body]
+        assert body == ["raise SystemExit(run_script(main))"], f"{path.name}: {body}"
+
+
+def test_a_script_refusing_its_input_says_so_in_one_line(tmp_path):
+    folders = [RESULTS / "benchmark_smollm2_city", RESULTS / "benchmark_smollm2_city_unbucketed"]
+    out = tmp_path / "merged.json"
+    done = subprocess.run(
+        [sys.executable, str(ANALYSES / "merge_benchmark_domains.py"), *map(str, folders),
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == EXIT_ERROR, done.stderr
+    assert done.stderr.startswith("error: domain 'city' is in"), done.stderr
+    assert done.stderr.count("\n") == 1 and not out.exists()

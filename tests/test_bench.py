@@ -1,6 +1,8 @@
 """The benchmark code runs on the tiny model and returns well-formed tables (no speed asserts)."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -169,3 +171,14 @@ def test_machine_info_names_the_cpu_and_its_bf16_support():
     assert info["cpu"] == cpu_model() and info["bf16_cpu_flags"] == cpu_flags()
     assert isinstance(info["cpu"], str)
     assert set(info["bf16_cpu_flags"]) <= {"amx_bf16", "amx_tile", "avx512_bf16"}
+
+
+def test_bench_exports_resolve_and_precision_loads_only_the_timing_module():
+    for name, module in bench._EXPORTS.items():
+        assert getattr(bench, name) is getattr(sys.modules[module], name), name
+    code = (
+        "import sys, hyperdas_tl.precision\n"
+        "print(sorted(m for m in sys.modules if m.startswith('hyperdas_tl.bench')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['hyperdas_tl.bench', 'hyperdas_tl.bench.timing']"

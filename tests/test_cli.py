@@ -127,7 +127,7 @@ def test_emulated_bf16_is_refused_before_the_model_loads(tmp_path, monkeypatch, 
         assert main(argv) == 2
         stderr = capsys.readouterr().err
         assert len(stderr.splitlines()) == 1, stderr
-        assert "precision bfloat16 refused on cpu" in stderr and "slower" in stderr
+        assert "precision bfloat16 refused on cpu" in stderr and "x the float32 time" in stderr
 
 
 def test_hard_coded_choices_agree_with_the_library():
@@ -306,6 +306,29 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err and "in boom" in err
     assert err.splitlines()[-1] == "error: RuntimeError: something broke across two lines"
+
+
+def test_run_script_lends_scripts_the_boundary_and_keeps_bugs_tracebacks(capsys):
+    from hyperdas_tl.cli.entry import run_script
+
+    def bad_input():
+        raise FileNotFoundError("no summary.json in runs/x\n(not a finished run folder)")
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    def bug():
+        raise RuntimeError("a bug")
+
+    assert run_script(lambda: None) == 0
+    assert run_script(bad_input) == 2
+    assert run_script(interrupted) == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "error: no summary.json in runs/x (not a finished run folder)",
+        "error: interrupted",
+    ]
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_script(bug)
 
 
 def test_a_late_failure_says_which_results_were_kept(tiny_model, tmp_path, monkeypatch, capsys):

@@ -17,7 +17,7 @@ recorded with the results. Sections, one module each (the section name):
    positions: ours (TransformerLens bridge + our hook, as :func:`hyperdas_tl.baselines.das.
    train_das` runs it), ours starting at layer L, ours re-running the source each step, and
    pyvene 0.1.8's ``LowRankRotatedSpaceIntervention`` on the plain HF model. Peak memory of each
-   comes from a fresh subprocess per variant (see :func:`memory_probe`).
+   comes from a fresh subprocess per variant (see :mod:`~hyperdas_tl.bench.memory_probe`).
 3. ``hyperdas_step``: a HyperDAS training step split into its phases (HyperDAS's own public
    steps, timed one by one), vs a plain forward+backward of the target; and the intervened pass
    started at layer L (:func:`~hyperdas_tl.partial_forward.run_from_layer`) vs TransformerLens's
@@ -36,77 +36,53 @@ Around them: :mod:`~hyperdas_tl.bench.settings` (sizes, machine), :mod:`~hyperda
 
 Threads default to 1: on a shared 2-core machine, two OpenMP threads competing with other jobs
 ran a SmolLM2 forward about 8x slower than one thread.
+
+The names below are imported on first use, so a module that needs one small piece (e.g.
+:func:`~hyperdas_tl.bench.timing.interleaved`, which :mod:`hyperdas_tl.precision` uses) does not
+load every section.
 """
 
-from hyperdas_tl.bench.cli import main, parse_args
-from hyperdas_tl.bench.das_step import DAS_LR, DAS_VARIANTS, DASStep, bench_das_step
-from hyperdas_tl.bench.eval_throughput import bench_eval_throughput
-from hyperdas_tl.bench.hook_overhead import bench_hook_overhead
-from hyperdas_tl.bench.hyperdas_step import (
-    HyperDASStep,
-    bench_hyperdas_step,
-    bench_start_at_layer,
-    plain_loss,
-    target_trainable,
-)
-from hyperdas_tl.bench.inputs import (
-    load_hf_twin,
-    load_target,
-    make_batch,
-    random_basis,
-    resolved,
-    synthetic_batch,
-    vocab_limit,
-)
-from hyperdas_tl.bench.memory import (
-    MEMORY_VARIANTS,
-    SavedTensorBytes,
-    llama3_memory,
-    memory_check,
-    memory_probe_subprocess,
-)
-from hyperdas_tl.bench.memory_probe import memory_probe
-from hyperdas_tl.bench.report import to_markdown, write_results
-from hyperdas_tl.bench.runner import SECTIONS, run_benchmarks
-from hyperdas_tl.bench.scaling import bench_scaling
-from hyperdas_tl.bench.settings import BenchSettings, machine_info
-from hyperdas_tl.bench.timing import Timing, interleaved, ratio_rows
+from hyperdas_tl.lazy_exports import lazy_exports
 
-__all__ = [
-    "DAS_LR",
-    "DAS_VARIANTS",
-    "MEMORY_VARIANTS",
-    "SECTIONS",
-    "BenchSettings",
-    "DASStep",
-    "HyperDASStep",
-    "SavedTensorBytes",
-    "Timing",
-    "bench_das_step",
-    "bench_eval_throughput",
-    "bench_hook_overhead",
-    "bench_hyperdas_step",
-    "bench_scaling",
-    "bench_start_at_layer",
-    "interleaved",
-    "llama3_memory",
-    "load_hf_twin",
-    "load_target",
-    "machine_info",
-    "main",
-    "make_batch",
-    "memory_check",
-    "memory_probe",
-    "memory_probe_subprocess",
-    "parse_args",
-    "plain_loss",
-    "random_basis",
-    "ratio_rows",
-    "resolved",
-    "run_benchmarks",
-    "synthetic_batch",
-    "target_trainable",
-    "to_markdown",
-    "vocab_limit",
-    "write_results",
-]
+_EXPORTS = {
+    "main": "hyperdas_tl.bench.cli",
+    "parse_args": "hyperdas_tl.bench.cli",
+    "DAS_LR": "hyperdas_tl.bench.das_step",
+    "DAS_VARIANTS": "hyperdas_tl.bench.das_step",
+    "DASStep": "hyperdas_tl.bench.das_step",
+    "bench_das_step": "hyperdas_tl.bench.das_step",
+    "bench_eval_throughput": "hyperdas_tl.bench.eval_throughput",
+    "bench_hook_overhead": "hyperdas_tl.bench.hook_overhead",
+    "HyperDASStep": "hyperdas_tl.bench.hyperdas_step",
+    "bench_hyperdas_step": "hyperdas_tl.bench.hyperdas_step",
+    "bench_start_at_layer": "hyperdas_tl.bench.hyperdas_step",
+    "plain_loss": "hyperdas_tl.bench.hyperdas_step",
+    "target_trainable": "hyperdas_tl.bench.hyperdas_step",
+    "load_hf_twin": "hyperdas_tl.bench.inputs",
+    "load_target": "hyperdas_tl.bench.inputs",
+    "make_batch": "hyperdas_tl.bench.inputs",
+    "random_basis": "hyperdas_tl.bench.inputs",
+    "resolved": "hyperdas_tl.bench.inputs",
+    "synthetic_batch": "hyperdas_tl.bench.inputs",
+    "vocab_limit": "hyperdas_tl.bench.inputs",
+    "MEMORY_VARIANTS": "hyperdas_tl.bench.memory",
+    "SavedTensorBytes": "hyperdas_tl.bench.memory",
+    "llama3_memory": "hyperdas_tl.bench.memory",
+    "memory_check": "hyperdas_tl.bench.memory",
+    "memory_probe_subprocess": "hyperdas_tl.bench.memory",
+    "to_markdown": "hyperdas_tl.bench.report",
+    "write_results": "hyperdas_tl.bench.report",
+    "SECTIONS": "hyperdas_tl.bench.runner",
+    "run_benchmarks": "hyperdas_tl.bench.runner",
+    "bench_scaling": "hyperdas_tl.bench.scaling",
+    "BenchSettings": "hyperdas_tl.bench.settings",
+    "machine_info": "hyperdas_tl.bench.settings",
+    "Timing": "hyperdas_tl.bench.timing",
+    "interleaved": "hyperdas_tl.bench.timing",
+    "ratio_rows": "hyperdas_tl.bench.timing",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+_, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

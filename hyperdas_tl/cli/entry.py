@@ -1,10 +1,11 @@
 """``main``: parse, check, run the command; the one error boundary (one ``error: ...`` line,
-exit status 2)."""
+exit status 2), which :func:`run_script` lends to the scripts under ``analyses/``."""
 
 import logging
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from hyperdas_tl.cli.parser import EXIT_ERROR, build_parser
 
@@ -49,3 +50,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = "" if args.debug or is_expected(error) else " (run with --debug for the traceback)"
         print(f"error: {describe_error(error)}{hint}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def run_script(main: Callable[[], Any]) -> int:
+    """The error boundary of a script (``analyses/*.py``: ``raise SystemExit(run_script(main))``).
+
+    Runs ``main()``; an expected error (:func:`is_expected`: bad input, a missing file, a
+    refused precision) ends in one ``error: ...`` line on stderr and exit status 2, an interrupt
+    in ``error: interrupted`` and 130. Anything else is a bug and keeps its traceback. Returns 0
+    when ``main`` returns, or ``main``'s own ``SystemExit`` (argparse's usage errors) passes."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        if not is_expected(error):
+            raise
+        print(f"error: {describe_error(error)}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
