@@ -3,6 +3,7 @@
 import ast
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from functools import partial
@@ -12,6 +13,7 @@ import pytest
 
 from hyperdas_tl.cli.entry import run_script
 from hyperdas_tl.cli.parser import EXIT_ERROR
+from hyperdas_tl.data.ravel import Template
 
 ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
 RESULTS = ANALYSES / "results"
@@ -82,3 +84,24 @@ def test_a_script_refusing_its_input_says_so_in_one_line(tmp_path):
     assert done.returncode == EXIT_ERROR, done.stderr
     assert done.stderr.startswith("error: domain 'city' is in"), done.stderr
     assert done.stderr.count("\n") == 1 and not out.exists()
+
+
+def test_prefix_share_counts_the_tokens_every_entity_shares_before_it():
+    class Domain:
+        attributes = ("Country",)
+
+        def templates_for(self, attribute):
+            return [Template("The city %s is in", "Country", "train")]
+
+        def has_value(self, entity, attribute):
+            return entity != "Atlantis"
+
+    def tokenizer(text):  # words keep their leading space, as SmolLM2's BPE does
+        return {"input_ids": re.findall(r" ?[^ ]+| $", text)}
+
+    share = script("instance_decoding_profile").prefix_share(
+        tokenizer, Domain(), ["Paris", "Oslo", "Atlantis"]
+    )
+    # "The", " city" | " Paris", " is", " in": the prefix's trailing " " merges into " Paris"
+    assert share == {"prompts": 2, "mean_tokens": 5.0, "shared_prefix_fraction": 0.4,
+                     "boundary_merge_rate": 1.0}  # fmt: skip
