@@ -182,3 +182,15 @@ def test_bench_exports_resolve_and_precision_loads_only_the_timing_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['hyperdas_tl.bench', 'hyperdas_tl.bench.timing']"
+
+
+def test_the_bench_command_names_bad_input_in_one_line(tmp_path):
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "hyperdas_tl.bench", "--model", "tiny-llama", "--layer", "99",
+         "--sections", "hook_overhead", "--no-memory", "--no-scaling", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1].startswith("error: layer 99 is out of range"), done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()

@@ -321,6 +321,7 @@ def test_run_script_lends_scripts_the_boundary_and_keeps_bugs_tracebacks(capsys)
         raise RuntimeError("a bug")
 
     assert run_script(lambda: None) == 0
+    assert run_script(lambda: 3) == 3
     assert run_script(bad_input) == 2
     assert run_script(interrupted) == 130
     assert capsys.readouterr().err.splitlines() == [

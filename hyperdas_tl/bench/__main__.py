@@ -1,3 +1,4 @@
 from hyperdas_tl.bench.cli import main
+from hyperdas_tl.cli.entry import run_script
 
-raise SystemExit(main())
+raise SystemExit(run_script(main))

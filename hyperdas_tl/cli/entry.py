@@ -53,14 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_script(main: Callable[[], Any]) -> int:
-    """The error boundary of a script (``analyses/*.py``: ``raise SystemExit(run_script(main))``).
+    """The error boundary of a script (``analyses/*.py``, ``python -m hyperdas_tl.bench``:
+    ``raise SystemExit(run_script(main))``).
 
     Runs ``main()``; an expected error (:func:`is_expected`: bad input, a missing file, a
     refused precision) ends in one ``error: ...`` line on stderr and exit status 2, an interrupt
-    in ``error: interrupted`` and 130. Anything else is a bug and keeps its traceback. Returns 0
-    when ``main`` returns, or ``main``'s own ``SystemExit`` (argparse's usage errors) passes."""
+    in ``error: interrupted`` and 130. Anything else is a bug and keeps its traceback. Returns
+    ``main``'s exit status when it returns one (an int), else 0; ``main``'s own ``SystemExit``
+    (argparse's usage errors) passes through."""
     try:
-        main()
+        status = main()
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -69,4 +71,4 @@ def run_script(main: Callable[[], Any]) -> int:
             raise
         print(f"error: {describe_error(error)}", file=sys.stderr)
         return EXIT_ERROR
-    return 0
+    return status if isinstance(status, int) else 0
