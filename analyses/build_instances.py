@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from hyperdas_tl.choices import GENERATION_BACKENDS
 from hyperdas_tl.cli.entry import run_script
 from hyperdas_tl.data import (
     RAVEL_DOMAINS,
@@ -171,9 +172,7 @@ def main() -> None:
     parser.add_argument("--max-templates", type=int, default=6)
     parser.add_argument("--max-pairs", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument(
-        "--generation", default="kv_cached", choices=["kv_cached", "greedy_generate"]
-    )
+    parser.add_argument("--generation", default="kv_cached", choices=GENERATION_BACKENDS)
     parser.add_argument("--domains", nargs="*", default=["geonames", *RAVEL_DOMAINS])
     parser.add_argument("--out", default=str(RESULTS / "instances_smollm2"))
     args = parser.parse_args()

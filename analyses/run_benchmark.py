@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from hyperdas_tl.choices import GENERATION_BACKENDS
 from hyperdas_tl.cli.entry import run_script
 from hyperdas_tl.compare import DEFAULT_METHODS, METHODS, CompareSettings, compare_methods
 from hyperdas_tl.data_config import BUCKETINGS, DataConfig
@@ -83,6 +84,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="+",
         default=None,
         help="attributes the instance is built for (default: --attributes)",
+    )
+    data.add_argument(
+        "--instance-generation",
+        choices=GENERATION_BACKENDS,
+        default=DataConfig.instance_generation,
+        help="how the instance's prompts are decoded: kv_cached (every committed run) or "
+        "prefix_cached (each batch's shared template prefix once: for full-size instances; "
+        "another cached instance); see DataConfig.instance_generation",
     )
 
     where = p.add_argument_group("layer and subspace")
@@ -232,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.data_seed,
         bucketing=args.bucketing,
         instance_attributes=tuple(args.instance_attributes or args.attributes),
+        instance_generation=args.instance_generation,
     )
     start = time.perf_counter()
     started = start_run(

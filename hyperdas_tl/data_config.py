@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from tyro.conf import arg
 
-from hyperdas_tl.choices import RAVEL_DOMAINS
+from hyperdas_tl.choices import GENERATION_BACKENDS, RAVEL_DOMAINS, GenerationBackend
 from hyperdas_tl.config_values import (
     AttributeNames,
     AttributeNamesOrNone,
@@ -63,6 +63,11 @@ class DataConfig:
     instance_attributes: AttributeNamesOrNone = None
     """Attributes the instance is built for (default: every attribute of the domain, which makes
     isolate examples over all of them possible and shares the cache with ``analyses/``)."""
+    instance_generation: GenerationBackend = "kv_cached"
+    """How the instance's prompts are decoded (:attr:`hyperdas_tl.data.InstanceConfig.generation`):
+    ``"kv_cached"`` (every committed run), or ``"prefix_cached"``, which runs each batch's shared
+    template prefix once (for full-size instances; a different cached instance, whose bf16
+    labels can differ at near ties)."""
 
     def __post_init__(self) -> None:
         self.attributes = tuple(self.attributes)
@@ -73,6 +78,11 @@ class DataConfig:
         if self.source == "geonames" and self.domain != "city":
             raise ValueError(
                 f"the offline geonames data has only the 'city' domain, not {self.domain!r}"
+            )
+        if self.instance_generation not in GENERATION_BACKENDS:
+            raise ValueError(
+                f"instance_generation must be one of {GENERATION_BACKENDS}, "
+                f"got {self.instance_generation!r}"
             )
         if self.bucketing not in BUCKETINGS:
             raise ValueError(f"bucketing must be one of {BUCKETINGS}, got {self.bucketing!r}")

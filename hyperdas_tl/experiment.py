@@ -131,7 +131,7 @@ def build_experiment_data(
             max_entities=config.max_entities,
             max_templates_per_attribute=config.max_templates,
             attributes=config.instance_attributes,
-            generation="kv_cached",
+            generation=config.instance_generation,
             seed=config.seed,
         ),
         model_name=model_name,

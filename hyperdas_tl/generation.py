@@ -101,6 +101,37 @@ def greedy_generate(
     return torch.stack(generated, dim=1)
 
 
+def shared_prefix_length(
+    input_ids: Int[Tensor, "batch pos"], attention_mask: Int[Tensor, "batch pos"]
+) -> int:
+    """The most leading tokens every row shares that :func:`kv_cached_greedy_generate` can run
+    once (``shared_prefix``): the rows' longest common prefix of real tokens, less one where it
+    would take a whole row (each row's last prompt token must run in its own pass)."""
+    lengths = attention_mask.long().sum(dim=1)
+    limit = int(lengths.min()) - 1
+    if limit <= 0:
+        return 0
+    same = (input_ids[:, :limit] == input_ids[:1, :limit]).all(dim=0)
+    differs = torch.nonzero(~same)
+    return int(differs[0]) if len(differs) else limit
+
+
+def _check_shared_prefix(
+    input_ids: Tensor, attention_mask: Tensor, shared_prefix: int, fwd_hooks: FwdHooks
+) -> None:
+    if shared_prefix < 0:
+        raise ValueError(f"shared_prefix must be >= 0, got {shared_prefix}")
+    if fwd_hooks:
+        raise ValueError("shared_prefix cannot be used with fwd_hooks (the prefix runs unhooked)")
+    _check_right_padded(input_ids, attention_mask, max_new_tokens=1)
+    available = shared_prefix_length(input_ids, attention_mask)
+    if shared_prefix > available:
+        raise ValueError(
+            f"shared_prefix={shared_prefix}, but the rows share only {available} leading tokens "
+            "(with at least one token of every row after them)"
+        )
+
+
 _RESID_PRE = re.compile(r"^blocks\.(\d+)\.hook_resid_pre$")
 
 
@@ -130,6 +161,7 @@ def kv_cached_greedy_generate(
     *,
     fwd_hooks: FwdHooks = (),
     pad_token_id: int | None = None,
+    shared_prefix: int = 0,
 ) -> Int[Tensor, "batch max_new_tokens"]:
     """:func:`greedy_generate` with a KV cache: the same tokens, one prompt pass + one token per
     step instead of ``max_new_tokens`` full passes.
@@ -142,7 +174,16 @@ def kv_cached_greedy_generate(
     intervened cache, at its own position right after its row's prompt, exactly what
     :func:`greedy_generate` recomputes at every step. Hooks other than
     ``blocks.L.hook_resid_pre`` fall back to :func:`greedy_generate`.
+
+    ``shared_prefix = P > 0`` says the first ``P`` tokens are the same in every row (a template's
+    text before its entity, :func:`shared_prefix_length`): they run once, for one row, and their
+    keys and values are repeated over the batch before the rest of the prompt runs on top of
+    them. A causal model's first ``P`` positions see only those tokens, so this is the same
+    computation (up to float rounding: the attention is split in two passes). Every row needs a
+    token after the prefix (``P`` < its length), and no hooks may be given with it.
     """
+    if shared_prefix:
+        _check_shared_prefix(input_ids, attention_mask, shared_prefix, fwd_hooks)
     by_layer = _resid_pre_hooks_by_layer(fwd_hooks)
     if by_layer is None or getattr(model, "original_model", None) is None:
         return greedy_generate(
@@ -182,14 +223,28 @@ def kv_cached_greedy_generate(
     positions = torch.arange(width, device=ids.device).expand(batch, width)
     last = lengths - 1
     keep = torch.unique(last)  # unembed only the positions that predict the first new token
+    cache_keyword = _cache_keyword(plain)
+    prefix_cache = {}
+    if shared_prefix:
+        with autocast_like(model):
+            prefix = plain(
+                input_ids=ids[:1, :shared_prefix],
+                position_ids=positions[:1, :shared_prefix],
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        cache = getattr(prefix, cache_keyword)
+        cache.batch_repeat_interleave(batch)
+        prefix_cache = {cache_keyword: cache}
     try:
         with autocast_like(model):
             out = plain(
-                input_ids=ids,
+                input_ids=ids[:, shared_prefix:],
                 attention_mask=attention_mask,
-                position_ids=positions,
+                position_ids=positions[:, shared_prefix:],
                 use_cache=True,
-                logits_to_keep=keep,
+                logits_to_keep=keep - shared_prefix,
+                **prefix_cache,
             )
     finally:
         for handle in handles:
@@ -198,7 +253,6 @@ def kv_cached_greedy_generate(
     next_tokens = out.logits[rows, torch.searchsorted(keep, last)].argmax(dim=-1)
     generated = [next_tokens]
     mask = torch.cat([attention_mask, attention_mask.new_zeros(batch, max_new_tokens)], dim=1)
-    cache_keyword = _cache_keyword(plain)
     cache = getattr(out, cache_keyword)
     for step in range(1, max_new_tokens):
         mask[:, width + step - 1] = 1

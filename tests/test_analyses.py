@@ -105,3 +105,19 @@ def test_prefix_share_counts_the_tokens_every_entity_shares_before_it():
     # "The", " city" | " Paris", " is", " in": the prefix's trailing " " merges into " Paris"
     assert share == {"prompts": 2, "mean_tokens": 5.0, "shared_prefix_fraction": 0.4,
                      "boundary_merge_rate": 1.0}  # fmt: skip
+
+
+def test_batched_prompt_tokens_counts_a_shared_prefix_once():
+    vocab: dict[str, int] = {}
+
+    def tokenizer(texts):
+        return {
+            "input_ids": [[vocab.setdefault(w, len(vocab) + 1) for w in t.split()] for t in texts]
+        }
+
+    prompts = ["a b c X", "Z d e", "a b c Y", "W d e"]
+    counts = script("instance_decoding_profile").batched_prompt_tokens(tokenizer, prompts, 2)
+    # by length: [Z d e, W d e] 2 x 3 + [a b c X, a b c Y] 2 x 4 = 14; by ids: "a b c" once
+    # + 2 x 1, then the "d e" rows share nothing leading: 2 x 3 -> 11
+    assert counts == {"prompts": 4, "batch_size": 2, "real_tokens": 14, "kv_cached_tokens": 14,
+                      "prefix_cached_tokens": 11, "prefix_cached_fraction": 11 / 14}  # fmt: skip

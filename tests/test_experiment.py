@@ -6,6 +6,7 @@ import pytest
 import torch
 from bad_input import raises_bad_input
 
+import hyperdas_tl.experiment as experiment_module
 from hyperdas_tl.data import InterventionExample, collate_examples
 from hyperdas_tl.experiment import (
     DataConfig,
@@ -99,6 +100,28 @@ def test_data_config_reads_the_legacy_bucket_flag():
     assert DataConfig.from_dict({**legacy, "bucket_by_length": False}).bucketing == "none"
     with raises_bad_input("bucketing must be one of"):
         replace(MICRO, bucketing="train")
+
+
+def test_data_config_chooses_how_the_instance_is_decoded(tiny_model, monkeypatch):
+    """Configs recorded before ``instance_generation`` existed read as the KV-cached decoding
+    they were built with; the field reaches the instance's config (and so its cache key)."""
+    legacy = {k: v for k, v in MICRO.to_dict().items() if k != "instance_generation"}
+    assert DataConfig.from_dict(legacy).instance_generation == "kv_cached"
+    with raises_bad_input("instance_generation must be one of"):
+        replace(MICRO, instance_generation="beam")
+    seen = []
+
+    def stop(model, domain, config, **kwargs):
+        seen.append(config.generation)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment_module, "load_or_build_instance", stop)
+    for backend in ("kv_cached", "prefix_cached"):
+        with pytest.raises(KeyboardInterrupt):
+            build_experiment_data(
+                tiny_model, replace(MICRO, instance_generation=backend), model_name="tiny-llama"
+            )
+    assert seen == ["kv_cached", "prefix_cached"]
 
 
 def test_ravel_city_data_config_is_the_analyses_city_run():

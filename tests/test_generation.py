@@ -3,12 +3,22 @@ import warnings
 import pytest
 import torch
 
-from hyperdas_tl.generation import greedy_generate, kv_cached_greedy_generate, padded_width
+from hyperdas_tl.generation import (
+    greedy_generate,
+    kv_cached_greedy_generate,
+    padded_width,
+    shared_prefix_length,
+)
 from hyperdas_tl.hooks import soft_interchange_hook_for
 from hyperdas_tl.interchange import one_hot_selection, random_orthonormal_basis
 from hyperdas_tl.models import load_smollm2_hf
 
 PROMPTS = ["Paris is a city in the country of", "The capital of Japan is", "Berlin is in"]
+TEMPLATE_PROMPTS = [
+    "Which country is this city in? The city of Paris",
+    "Which country is this city in? The city of Ho Chi Minh City",
+    "Which country is this city in? The city of Rome",
+]
 
 
 def naive_greedy(model, text: str, n: int) -> list[int]:
@@ -136,6 +146,46 @@ def test_kv_cached_generation_builds_no_autograd_graph(tiny_model):
             fwd_hooks=[("blocks.1.hook_resid_pre", record)],
         )  # fmt: skip
     assert seen and not any(seen)
+
+
+def test_shared_prefix_length_is_the_common_prefix_less_a_token_per_row(tiny_model):
+    enc = tiny_model.tokenizer(TEMPLATE_PROMPTS, return_tensors="pt", padding=True)
+    prefix = tiny_model.tokenizer("Which country is this city in? The city of")["input_ids"]
+    assert shared_prefix_length(enc.input_ids, enc.attention_mask) == len(prefix)
+    ids = torch.tensor([[5, 6, 7, 0], [5, 6, 7, 8]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
+    assert shared_prefix_length(ids, mask) == 2  # the shorter row keeps its last token
+    assert shared_prefix_length(ids[:, :1], mask[:, :1]) == 0
+    differ_at_once = torch.tensor([[5, 6], [4, 6]])
+    assert shared_prefix_length(differ_at_once, torch.ones_like(differ_at_once)) == 0
+
+
+def test_kv_cached_generation_with_a_shared_prefix_equals_uncached(tiny_model):
+    """The template prefix run once for one row and repeated gives the same tokens and the
+    as every row's full prompt pass, for any shorter shared prefix too."""
+    enc = tiny_model.tokenizer(TEMPLATE_PROMPTS, return_tensors="pt", padding=True)
+    shared = shared_prefix_length(enc.input_ids, enc.attention_mask)
+    assert shared >= 8
+    plain = greedy_generate(tiny_model, enc.input_ids, enc.attention_mask, 5)
+    for prefix in (1, shared // 2, shared):
+        cached = kv_cached_greedy_generate(
+            tiny_model, enc.input_ids, enc.attention_mask, 5, shared_prefix=prefix
+        )
+        assert torch.equal(plain, cached), prefix
+
+
+def test_shared_prefix_refused_where_rows_differ_or_hooks_are_given(tiny_model):
+    enc = tiny_model.tokenizer(TEMPLATE_PROMPTS, return_tensors="pt", padding=True)
+    shared = shared_prefix_length(enc.input_ids, enc.attention_mask)
+    with pytest.raises(ValueError, match=f"share only {shared} leading tokens"):
+        kv_cached_greedy_generate(
+            tiny_model, enc.input_ids, enc.attention_mask, 2, shared_prefix=shared + 1
+        )
+    with pytest.raises(ValueError, match="fwd_hooks"):
+        kv_cached_greedy_generate(
+            tiny_model, enc.input_ids, enc.attention_mask, 2, shared_prefix=1,
+            fwd_hooks=[("blocks.1.hook_resid_pre", lambda resid, hook: resid)],
+        )  # fmt: skip
 
 
 @pytest.mark.smollm2

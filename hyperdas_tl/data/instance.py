@@ -33,7 +33,12 @@ from pathlib import Path
 
 import torch
 
-from hyperdas_tl.data.instance_decoding import GenerateFn, GenerationBackend, model_generate_fn
+from hyperdas_tl.data.instance_decoding import (
+    GENERATION_BACKENDS,
+    GenerateFn,
+    GenerationBackend,
+    model_generate_fn,
+)
 from hyperdas_tl.data.judging import extract_label, is_degenerate_label, judge, rule_for
 from hyperdas_tl.data.ravel import PLACEHOLDER, SPLITS, RavelDomain, Split, Template
 
@@ -73,10 +78,13 @@ class InstanceConfig:
     """Prompts per generation batch."""
     generation: GenerationBackend = "greedy_generate"
     """``"greedy_generate"`` (:func:`hyperdas_tl.generation.greedy_generate`, right padding, no
-    KV cache) or ``"kv_cached"`` (:func:`hyperdas_tl.generation.kv_cached_greedy_generate`:
+    KV cache), ``"kv_cached"`` (:func:`hyperdas_tl.generation.kv_cached_greedy_generate`:
     one prompt pass + one token per step on the plain HF modules under the bridge, 2-3x
     faster on CPU, the same tokens; its first batch is checked against greedy_generate on
-    every build)."""
+    every build) or ``"prefix_cached"`` (the same, with the tokens a batch's prompts share,
+    a template's text before the entity, run once per batch:
+    :mod:`hyperdas_tl.data.instance_decoding`). A different backend is a different cached
+    instance: in bf16 the rounding, and so a near-tie label, can differ."""
     min_template_accuracy: float = 0.1
     """A template is kept when the model is right on at least this fraction of entities."""
     min_entity_accuracy: float = 0.5
@@ -96,9 +104,9 @@ class InstanceConfig:
                 raise ValueError(f"max_new_tokens must be >= 1, got {n} for {attribute!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.generation not in ("greedy_generate", "kv_cached"):
+        if self.generation not in GENERATION_BACKENDS:
             raise ValueError(
-                f"generation must be 'greedy_generate' or 'kv_cached', got {self.generation!r}"
+                f"generation must be one of {GENERATION_BACKENDS}, got {self.generation!r}"
             )
         for name in ("min_template_accuracy", "min_entity_accuracy"):
             if not 0.0 <= getattr(self, name) <= 1.0:

@@ -110,6 +110,23 @@ def test_config_validation_and_unknown_attribute(tiny_domain):
     )
 
 
+def test_prefix_cached_build_equals_the_uncached_build(tiny_domain, tiny_model):
+    configs = {
+        backend: InstanceConfig(
+            max_entities=6, max_templates_per_attribute=3, batch_size=4, generation=backend
+        )
+        for backend in ("greedy_generate", "prefix_cached")
+    }
+    built = {
+        backend: build_instance(tiny_model, tiny_domain, config, model_name="tiny-llama")
+        for backend, config in configs.items()
+    }
+    slow, fast = (built[b].to_dict() for b in configs)
+    for key in ("config", "build_seconds"):  # the backend and the time may differ, nothing else
+        fast[key] = slow[key]
+    assert fast == slow
+
+
 def test_tiny_llama_generation_runs_end_to_end(tiny_domain, tiny_model):
     model = tiny_model
     config = InstanceConfig(max_entities=4, max_templates_per_attribute=3, batch_size=4)

@@ -26,6 +26,9 @@ def test_cache_reuses_and_keys_on_config(tiny_domain, tmp_path, monkeypatch):
     assert instance_cache_path("other", tiny_domain, InstanceConfig()) != (
         instance_cache_path("fake", tiny_domain, InstanceConfig())
     )
+    assert instance_cache_path("fake", tiny_domain, InstanceConfig(generation="prefix_cached")) != (
+        instance_cache_path("fake", tiny_domain, InstanceConfig(generation="kv_cached"))
+    )
 
 
 def test_cache_key_includes_the_decoder_version(tiny_domain, monkeypatch):

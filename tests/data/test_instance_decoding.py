@@ -21,6 +21,44 @@ def test_kv_cached_matches_greedy_generate_on_smollm2(smollm2):
     assert slow[0].strip().startswith("France")
 
 
+TEMPLATES = ["The city of {} is in the country of", "Q: Which continent is {} on? A:", "{} is in"]
+CITIES = ["Paris", "Lyon", "New York City", "Tokyo", "Rio de Janeiro", "Oslo", "Ho Chi Minh City"]
+
+
+def template_prompts() -> list[str]:
+    return [template.format(city) for template in TEMPLATES for city in CITIES]
+
+
+def test_prefix_cached_decoding_gives_the_uncached_outputs(tiny_model, monkeypatch):
+    """The prefix-cached backend decodes every prompt to what uncached greedy decoding gives,
+    and does run each batch's shared template prefix once (a prefix longer than BOS)."""
+    prompts = template_prompts()
+    slow = model_generate_fn(tiny_model, batch_size=4, backend="greedy_generate")(prompts, 3)
+    real = decoding_module.kv_cached_greedy_generate
+    prefixes: list[int] = []
+
+    def spy(*args, shared_prefix=0, **kwargs):
+        prefixes.append(shared_prefix)
+        return real(*args, shared_prefix=shared_prefix, **kwargs)
+
+    monkeypatch.setattr(decoding_module, "kv_cached_greedy_generate", spy)
+    fast = model_generate_fn(tiny_model, batch_size=4, backend="prefix_cached")(prompts, 3)
+    assert fast == slow
+    assert len(prefixes) == 6  # 21 prompts in batches of 4
+    assert len(tiny_model.tokenizer("Q: Which continent is")["input_ids"]) in prefixes
+    with pytest.raises((ValueError, TypeError), match="backend"):
+        model_generate_fn(tiny_model, batch_size=4, backend="beam")
+
+
+@pytest.mark.smollm2
+def test_prefix_cached_matches_greedy_generate_on_smollm2(smollm2):
+    prompts = template_prompts()
+    slow = model_generate_fn(smollm2, batch_size=8, backend="greedy_generate")(prompts, 4)
+    fast = model_generate_fn(smollm2, batch_size=8, backend="prefix_cached")(prompts, 4)
+    assert fast == slow
+    assert slow[CITIES.index("Paris")].strip().startswith("France")
+
+
 def test_a_broken_cached_decoder_stops_the_build(tiny_model, tiny_domain, monkeypatch):
     """A KV cache that corrupts every token after the first (transformers 5.24 on the bridge):
     the build stops on the first batch with a message instead of storing corrupted labels."""
@@ -82,11 +120,11 @@ def test_chunked_generation_gives_the_unchunked_outputs_and_resumes(
     real = decoding_module.kv_cached_greedy_generate
     decoded: list[int] = []
 
-    def stops_after_two_chunks(model, ids, mask, n):
+    def stops_after_two_chunks(model, ids, mask, n, **kwargs):
         if len(decoded) == 4:
             raise KeyboardInterrupt("stopped")
         decoded.append(ids.shape[0])
-        return real(model, ids, mask, n)
+        return real(model, ids, mask, n, **kwargs)
 
     monkeypatch.setattr(decoding_module, "kv_cached_greedy_generate", stops_after_two_chunks)
     with pytest.raises(KeyboardInterrupt):
@@ -94,9 +132,9 @@ def test_chunked_generation_gives_the_unchunked_outputs_and_resumes(
     assert len(list(parts.glob("*.json"))) == 2
     decoded.clear()
 
-    def counted(model, ids, mask, n):
+    def counted(model, ids, mask, n, **kwargs):
         decoded.append(ids.shape[0])
-        return real(model, ids, mask, n)
+        return real(model, ids, mask, n, **kwargs)
 
     monkeypatch.setattr(decoding_module, "kv_cached_greedy_generate", counted)
     chunked = model_generate_fn(tiny_model, 3, "kv_cached", parts_dir=parts)(prompts, 3)
