@@ -50,7 +50,11 @@ def interval(cell: dict | None, signed: bool = False) -> str:
 
 def spread(score: dict) -> str:
     cell = score.get("over_seeds", {}).get("disentangle")
-    return "—" if not cell else f"{cell['mean']:.3f} ± {cell['sd']:.3f}"
+    if not cell:
+        return "—"
+    if cell.get("sd") is None:  # one seed: no spread to show
+        return f"{cell['mean']:.3f} (1 seed)"
+    return f"{cell['mean']:.3f} ± {cell['sd']:.3f}"
 
 
 def main() -> None:

@@ -121,3 +121,11 @@ def test_batched_prompt_tokens_counts_a_shared_prefix_once():
     # + 2 x 1, then the "d e" rows share nothing leading: 2 x 3 -> 11
     assert counts == {"prompts": 4, "batch_size": 2, "real_tokens": 14, "kv_cached_tokens": 14,
                       "prefix_cached_tokens": 11, "prefix_cached_fraction": 11 / 14}  # fmt: skip
+
+
+def test_readme_tables_show_one_seed_without_a_spread():
+    """A method run with one seed has no sd across seeds (physical_object at seed 1)."""
+    spread = script("benchmark_readme_tables").spread
+    assert spread({"over_seeds": {"disentangle": {"mean": 0.4, "sd": None}}}) == "0.400 (1 seed)"
+    assert spread({"over_seeds": {"disentangle": {"mean": 0.4, "sd": 0.05}}}) == "0.400 ± 0.050"
+    assert spread({}) == "—"
