@@ -38,7 +38,7 @@ from hyperdas_tl.atomic_write import write_text_atomically
 from hyperdas_tl.bench.timing import interleaved
 from hyperdas_tl.cli.entry import run_script
 from hyperdas_tl.data.instance import InstanceConfig
-from hyperdas_tl.data.instance_decoding import model_generate_fn
+from hyperdas_tl.data.instance_decoding import decoding_order, model_generate_fn
 from hyperdas_tl.data.ravel import PLACEHOLDER, load_ravel
 from hyperdas_tl.generation import kv_cached_greedy_generate, shared_prefix_length
 from hyperdas_tl.models import SMOLLM2_NAME, load_model
@@ -76,9 +76,9 @@ def prefix_share(tokenizer, domain, entities: list[str]) -> dict:
 
 
 def batched_prompt_tokens(tokenizer, prompts: list[str], batch_size: int) -> dict:
-    """Prompt tokens the builder's prompt passes compute for ``prompts``: length-sorted batches
-    with every row's whole prompt (``kv_cached``) against batches in token-id order whose
-    shared prefix runs once (``prefix_cached``, :func:`shared_prefix_length`)."""
+    """Prompt tokens the builder's prompt passes compute for ``prompts``, batched as the builder
+    batches them (:func:`decoding_order`): every row's whole prompt (``kv_cached``) against each
+    batch's shared prefix once (``prefix_cached``, :func:`shared_prefix_length`)."""
     rows = tokenizer(prompts)["input_ids"]
 
     def computed(order: list[int], share: bool) -> int:
@@ -92,9 +92,8 @@ def batched_prompt_tokens(tokenizer, prompts: list[str], batch_size: int) -> dic
             total += prefix + len(batch) * (width - prefix)
         return total
 
-    by_length = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-    by_ids = sorted(range(len(rows)), key=lambda i: rows[i])
-    kv, prefix = computed(by_length, share=False), computed(by_ids, share=True)
+    kv = computed(decoding_order(rows, "kv_cached"), share=False)
+    prefix = computed(decoding_order(rows, "prefix_cached"), share=True)
     return {
         "prompts": len(rows),
         "batch_size": batch_size,
@@ -294,13 +293,13 @@ def main(argv: list[str] | None = None) -> None:
             for template in timing_domain.templates_for(attribute)
         ]
         prompts = []
+        per_template = args.backend_prompts // args.backend_templates
         for attribute, template in rng.sample(
             templates, min(args.backend_templates, len(templates))
         ):
             entities = [
                 e for e in timing_domain.entities() if timing_domain.has_value(e, attribute)
             ]
-            per_template = args.backend_prompts // args.backend_templates
             prompts += [
                 template.fill(e) for e in rng.sample(entities, min(per_template, len(entities)))
             ]
