@@ -243,30 +243,6 @@ def main(argv: list[str] | None = None) -> None:
         instance_attributes=tuple(args.instance_attributes or args.attributes),
         instance_generation=args.instance_generation,
     )
-    start = time.perf_counter()
-    started = start_run(
-        args.model,
-        data_config,
-        seed=args.seeds[0],
-        threads=args.threads,
-        device=args.device,
-        precision=args.precision,
-        allow_emulated_bf16=args.allow_emulated_bf16,
-        argv=None if argv is None else ["analyses/run_benchmark.py", *argv],
-    )  # bad input (a refused precision, a data error) raises here, before the model loads
-    model, data = started.model, started.data
-    command = shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv)
-    metadata = {
-        "command": command,
-        "machine": f"{os.cpu_count()} CPUs, {started.threads} torch threads, "
-        f"torch {torch.__version__}, cuda {torch.cuda.is_available()}",
-        "model": args.model,
-        "provenance": started.provenance,
-        "examples": data.counts(),
-        "seconds": {"model_and_data": started.seconds},
-    }
-    logger.info("examples per split: %s", data.counts())
-
     hyperdas = HyperDASConfig.build(
         target_model=args.model,
         n_hypernet_layers=args.n_hypernet_layers,
@@ -294,7 +270,31 @@ def main(argv: list[str] | None = None) -> None:
             cluster=not args.plain_bootstrap,
         ),
         show_progress=args.progress,
-    )
+    )  # settings are checked here, before the model loads
+    start = time.perf_counter()
+    started = start_run(
+        args.model,
+        data_config,
+        seed=args.seeds[0],
+        threads=args.threads,
+        device=args.device,
+        precision=args.precision,
+        allow_emulated_bf16=args.allow_emulated_bf16,
+        argv=None if argv is None else ["analyses/run_benchmark.py", *argv],
+    )  # bad input (a refused precision, a data error) raises here, before the model loads
+    model, data = started.model, started.data
+    command = shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv)
+    metadata = {
+        "command": command,
+        "machine": f"{os.cpu_count()} CPUs, {started.threads} torch threads, "
+        f"torch {torch.__version__}, cuda {torch.cuda.is_available()}",
+        "model": args.model,
+        "provenance": started.provenance,
+        "examples": data.counts(),
+        "seconds": {"model_and_data": started.seconds},
+    }
+    logger.info("examples per split: %s", data.counts())
+
     layer = args.layer if args.layer is not None else args.layers
     report = compare_methods(
         model,

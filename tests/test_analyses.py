@@ -63,6 +63,18 @@ def test_run_benchmark_refuses_emulated_bf16_in_one_line_before_the_model_loads(
     assert message.count("\n") == 1 and "--allow-emulated-bf16" in message
 
 
+def test_run_benchmark_refuses_bad_settings_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    import hyperdas_tl.run_start as run_start
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the settings were checked")
+
+    monkeypatch.setattr(run_start, "start_run", no_model)
+    argv = ["--source", "geonames", "--das-lrs", "0.01", "0.01", "--out", str(tmp_path / "o")]
+    assert run_script(partial(script("run_benchmark").main, argv)) == EXIT_ERROR
+    assert capsys.readouterr().err.startswith("error: das_lrs repeat a learning rate")
+
+
 def test_every_script_runs_inside_the_error_boundary():
     for path in sorted(ANALYSES.glob("*.py")):
         tree = ast.parse(path.read_text())

@@ -9,6 +9,8 @@ from filelock import FileLock
 from tiny_experiment import tiny_experiment_data
 
 from hyperdas_tl import compare
+from hyperdas_tl.baselines.das import run_store
+from hyperdas_tl.baselines.das import search as das_search
 from hyperdas_tl.claims import lock_path
 from hyperdas_tl.compare import (
     METHODS,
@@ -441,6 +443,8 @@ def test_settings_validation_and_round_trip():
         CompareSettings(val_split="test_entity")  # nothing is ever chosen on a test split
     with raises_bad_input("das_lrs"):
         CompareSettings(das_lrs=())
+    with raises_bad_input("das_lrs repeat a learning rate"):
+        CompareSettings(das_lrs=(0.01, 1e-2))  # one stored run per rate
     with raises_bad_input("modes"):
         CompareSettings(modes=("argmax",))
     data = json.loads(json.dumps(SETTINGS.to_dict()))
@@ -535,6 +539,48 @@ def test_a_hyperdas_unit_stopped_mid_training_resumes_from_its_checkpoint(
     assert steps[0] == steps[1] and len(steps[0]) == 3  # the resumed unit's history is whole
     # without a run folder there is nowhere to checkpoint: the cadence is dropped, not an error
     compare_methods(tiny_model, data, 1, 4, ["HyperDAS"], [0], settings=settings)
+
+
+def test_a_das_unit_stopped_part_way_trains_only_its_unfinished_runs(
+    tiny_model, data, tmp_path, monkeypatch
+):
+    real_save, real_train = run_store.save_run, das_search.train_captured
+    saved, trained = [], []
+
+    def save_then_stop(path, result):
+        real_save(path, result)
+        saved.append((result.config.attribute, result.config.lr))
+        if len(saved) == 4:
+            raise Interrupted  # the process dies with 4 of the unit's 6 runs finished
+
+    def counting(model, captured_train, captured_val, config, start):
+        trained.append((config.attribute, config.lr))
+        return real_train(model, captured_train, captured_val, config, start)
+
+    def run(folder):
+        return compare_methods(tiny_model, data, 1, 4, ["MDAS"], [0], settings=SETTINGS,
+                               out_dir=folder)  # fmt: skip
+
+    monkeypatch.setattr(run_store, "save_run", save_then_stop)
+    with pytest.raises(Interrupted):
+        run(tmp_path / "stopped")
+    store = unit_checkpoint_path(tmp_path / "stopped", unit_name("MDAS", 0))
+    assert len(list(store.rglob("*.safetensors"))) == 4
+    monkeypatch.setattr(run_store, "save_run", real_save)
+    monkeypatch.setattr(das_search, "train_captured", counting)
+    resumed = run(tmp_path / "stopped")
+    attributes = list(data.config.attributes)  # the order the unit trains them in
+    assert trained == [(attributes[1], lr) for lr in SETTINGS.das_lrs[1:]]  # only the unfinished
+    uninterrupted = run(tmp_path / "whole")
+    verdicts = [sorted((r.method, r.split, r.example_id, r.correct) for r in report.records)
+                for report in (resumed, uninterrupted)]  # fmt: skip
+    assert verdicts[0] == verdicts[1]
+    curves = [report.curves["MDAS seed 0"]["attributes"] for report in (resumed, uninterrupted)]
+    for attribute in attributes:
+        assert curves[0][attribute]["best_lr"] == curves[1][attribute]["best_lr"]
+        for a, b in zip(curves[0][attribute]["runs"], curves[1][attribute]["runs"], strict=True):
+            a["history"].pop("seconds"), b["history"].pop("seconds")
+            assert a == b
 
 
 def test_the_figure_draws_every_method_with_its_interval(run):

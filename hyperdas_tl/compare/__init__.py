@@ -28,6 +28,9 @@ A HyperDAS unit also checkpoints its training in ``checkpoints/hyperdas.seed<N>/
 steps unless its config sets ``checkpoint_every``): a unit stopped mid-training resumes from
 its last checkpoint, and the finished checkpoint is the trained HyperDAS that
 ``analyses/run_faithfulness.py`` reads.
+A DAS / MDAS unit keeps each (attribute, learning rate) run in ``checkpoints/<unit>/`` as it
+finishes (:mod:`hyperdas_tl.baselines.das.run_store`): a unit stopped part-way trains only the
+runs it had not finished, and scores what the uninterrupted unit would have.
 Several processes may run the same comparison on one ``out_dir`` at once: each unit is run by
 the one that claims it (:mod:`~hyperdas_tl.claims`) and each process ends with the
 complete report.

@@ -49,8 +49,10 @@ def unit_curves_path(out: Path, name: str) -> Path:
 
 
 def unit_checkpoint_path(out: Path, name: str) -> Path:
-    """Where a HyperDAS unit keeps its training checkpoint: ``checkpoints/<name>/`` (saved as it
-    trains, so a stopped unit resumes from its last checkpoint; git-ignored)."""
+    """Where a unit keeps its unfinished work: ``checkpoints/<name>/`` (git-ignored). A HyperDAS
+    unit saves its training checkpoint there as it trains; a DAS / MDAS unit saves each
+    (attribute, learning rate) run as it finishes
+    (:mod:`~hyperdas_tl.baselines.das.run_store`). A stopped unit resumes from what is there."""
     return out / "checkpoints" / name
 
 

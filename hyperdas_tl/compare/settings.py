@@ -74,6 +74,8 @@ class CompareSettings:
             raise ValueError("eval_splits must not include the training split")
         if not self.das_lrs or any(not lr > 0 for lr in self.das_lrs):
             raise ValueError(f"das_lrs must be positive learning rates, got {self.das_lrs}")
+        if len(set(self.das_lrs)) != len(self.das_lrs):
+            raise ValueError(f"das_lrs repeat a learning rate: {self.das_lrs}")
         for name in ("das_max_epochs", "das_patience", "layer_epochs", "probe_max_iter"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

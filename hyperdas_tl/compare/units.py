@@ -52,8 +52,10 @@ class UnitContext:
     trained_hyperdas: Mapping[int, HyperDAS] = field(default_factory=dict)
     """HyperDAS models already trained, by seed: scored instead of training one."""
     out: Path | None = None
-    """The run folder, if any: a HyperDAS unit checkpoints its training there
-    (:func:`~hyperdas_tl.compare.run_folder.unit_checkpoint_path`) and resumes from it."""
+    """The run folder, if any: a HyperDAS unit checkpoints its training there, a DAS / MDAS unit
+    keeps each finished learning-rate run there
+    (:func:`~hyperdas_tl.compare.run_folder.unit_checkpoint_path`), and a stopped unit resumes
+    from what it finds."""
 
 
 UNIT_CHECKPOINT_EVERY = 50
@@ -88,12 +90,13 @@ def _run_das(ctx: UnitContext, method: str, seed: int) -> UnitResult:
     objective: Objective = "mdas" if method.startswith("MDAS") else "das"
     config = _das_config(ctx, objective, seed)
     train, val = ctx.batches["train"], ctx.batches[ctx.settings.val_split]
+    store = None if ctx.out is None else unit_checkpoint_path(ctx.out, unit_name(method, seed))
     if "pooled" in method:
-        search = search_lr(ctx.model, train, val, config, ctx.settings.das_lrs)
+        search = search_lr(ctx.model, train, val, config, ctx.settings.das_lrs, store=store)
         intervention = search.best.intervention.intervention(ctx.model)
         return UnitResult({method: intervention}, {"pooled": search.to_dict()})
     subspaces = train_attribute_subspaces(
-        ctx.model, train, val, config, ctx.attributes, ctx.settings.das_lrs
+        ctx.model, train, val, config, ctx.attributes, ctx.settings.das_lrs, store=store
     )
     return UnitResult({method: subspaces.intervention(ctx.model)}, subspaces.to_dict())
 

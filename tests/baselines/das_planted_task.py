@@ -146,6 +146,13 @@ def planted_rows(
     return rows
 
 
+def mixed_rows(task: PlantedTask, n: int, seed: int, split: str) -> list[Row]:
+    """``n`` rows of each attribute (cause and isolate), interleaved as RAVEL batches mix them."""
+    a = planted_rows(task, n, ("cause", "isolate"), seed=seed, split=split, attribute="A")
+    b = planted_rows(task, n, ("cause", "isolate"), seed=seed + 100, split=split, attribute="B")
+    return [row for pair in zip(a, b, strict=True) for row in pair]
+
+
 def batches_of(rows: list[Row], size: int) -> list[InterventionBatch]:
     return [make_batch(rows[i : i + size]) for i in range(0, len(rows), size)]
 

@@ -1,7 +1,13 @@
 import pytest
 import torch
 from bad_input import raises_bad_input
-from das_planted_task import batches_of, planted_rows, principal_cosines, shared_planted_task
+from das_planted_task import (
+    batches_of,
+    mixed_rows,
+    planted_rows,
+    principal_cosines,
+    shared_planted_task,
+)
 from synthetic_batches import Row, make_batch
 
 from hyperdas_tl.baselines.das import (
@@ -164,13 +170,6 @@ def test_layer_and_dimension_sweeps(planted, data):
 
 PER_ATTRIBUTE = dict(layer=1, k=2, epochs=10, patience=3, show_progress=False)
 LRS = (0.01, 0.03, 0.1)
-
-
-def mixed_rows(planted, n, seed, split):
-    """``n`` rows of each attribute (cause and isolate), interleaved as RAVEL batches mix them."""
-    a = planted_rows(planted, n, ("cause", "isolate"), seed=seed, split=split, attribute="A")
-    b = planted_rows(planted, n, ("cause", "isolate"), seed=seed + 100, split=split, attribute="B")
-    return [row for pair in zip(a, b, strict=True) for row in pair]
 
 
 @pytest.fixture(scope="module")

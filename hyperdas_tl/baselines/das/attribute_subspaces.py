@@ -5,7 +5,9 @@
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import torch
 from jaxtyping import Float
@@ -107,6 +109,12 @@ class AttributeSubspaces:
         }
 
 
+def attribute_store(store: Path, attribute: str) -> Path:
+    """The sub-folder of ``store`` holding ``attribute``'s runs (its name percent-encoded: any
+    attribute name is one distinct path component)."""
+    return Path(store) / f"attribute-{quote(attribute, safe='')}"
+
+
 def train_attribute_subspaces(
     model: TargetModel,
     batches: Sequence[InterventionBatch],
@@ -114,16 +122,24 @@ def train_attribute_subspaces(
     config: DASConfig,
     attributes: Sequence[str],
     lrs: Sequence[float],
+    *,
+    store: Path | None = None,
 ) -> AttributeSubspaces:
     """For each of ``attributes``: :func:`search_lr` with ``config`` restricted to that
-    attribute's rows (``config.attribute`` is replaced)."""
+    attribute's rows (``config.attribute`` is replaced); with ``store``, each attribute's runs
+    are kept in its own sub-folder (:func:`attribute_store`) and a stopped call resumes."""
     if not attributes:
         raise ValueError("attributes must name at least one target attribute")
     if len(set(attributes)) != len(attributes):
         raise ValueError(f"attributes repeat: {list(attributes)}")
     searches = {
         attribute: search_lr(
-            model, batches, val_batches, dataclasses.replace(config, attribute=attribute), lrs
+            model,
+            batches,
+            val_batches,
+            dataclasses.replace(config, attribute=attribute),
+            lrs,
+            store=None if store is None else attribute_store(store, attribute),
         )
         for attribute in attributes
     }

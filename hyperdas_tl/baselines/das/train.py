@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from hyperdas_tl.baselines.das.config import DASConfig
 from hyperdas_tl.baselines.das.module import DASIntervention
 from hyperdas_tl.baselines.das.rows import config_rows
+from hyperdas_tl.config_dict import check_known_fields
 from hyperdas_tl.data.batching import (
     InterventionBatch,
     LabelPositions,
@@ -52,6 +53,11 @@ class DASEpoch:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DASEpoch":
+        check_known_fields(cls, data)
+        return cls(**data)
+
 
 @dataclass
 class DASHistory:
@@ -85,6 +91,13 @@ class DASHistory:
             **{k: v for k, v in asdict(self).items() if k != "curve"},
             "curve": [point.to_dict() for point in self.curve],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DASHistory":
+        """The inverse of :meth:`to_dict`."""
+        check_known_fields(cls, data)
+        curve = [DASEpoch.from_dict(point) for point in data.get("curve", [])]
+        return cls(**{**data, "curve": curve})
 
 
 @dataclass
