@@ -23,6 +23,9 @@ DIFFERENCES = (
     ("DAS", "no intervention"),
     ("HyperDAS (soft)", "no intervention"),
     ("HyperDAS (one_to_one)", "no intervention"),
+    ("HyperDAS (entity position)", "MDAS"),
+    ("HyperDAS (entity position)", "HyperDAS (soft)"),
+    ("HyperDAS (entity position)", "no intervention"),
 )
 
 

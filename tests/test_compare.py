@@ -53,6 +53,7 @@ RUN = tuple(m for m in METHODS if m != "DAS (pooled)")  # one pooled ablation is
 SCORED = (
     "no intervention", "random subspace", "full residual swap", "probe", "DAS", "MDAS",
     "MDAS (pooled)", "HyperDAS (soft)", "HyperDAS (one_to_many)", "HyperDAS (one_to_one)",
+    "HyperDAS (entity position)",
 )  # fmt: skip
 INTERVAL = {"mean", "lo", "hi"}
 
@@ -131,6 +132,11 @@ def test_summary_json_has_the_issue_schema(run, data):
             "DAS - no intervention", "MDAS - no intervention",
             "HyperDAS (soft) - no intervention", "HyperDAS (one_to_many) - no intervention",
             "HyperDAS (one_to_one) - no intervention",
+            "HyperDAS (entity position) - MDAS", "HyperDAS (entity position) - DAS",
+            "HyperDAS (entity position) - HyperDAS (soft)",
+            "HyperDAS (entity position) - HyperDAS (one_to_many)",
+            "HyperDAS (entity position) - HyperDAS (one_to_one)",
+            "HyperDAS (entity position) - no intervention",
         }  # fmt: skip
         for difference in summary["differences"][split].values():
             assert set(difference) == INTERVAL and difference["lo"] <= difference["hi"]
@@ -211,6 +217,12 @@ def test_layer_is_chosen_on_validation_and_curves_are_saved(run):
         assert all(r["history"]["curve"] for r in runs)
     hyperdas = json.loads((out / "curves" / "hyperdas.seed0.json").read_text())
     assert hyperdas["steps"] == 3 and len(hyperdas["history"]) == 3
+    assert hyperdas["config"]["architecture"]["positions"] == "selected"
+    ablation = json.loads((out / "curves" / "hyperdas_entity_position.seed0.json").read_text())
+    assert ablation["config"]["architecture"]["positions"] == "entity"
+    assert (out / "checkpoints" / "hyperdas_entity_position.seed0" / "config.json").exists()
+    ablated = {r.method for r in report.records if r.method.startswith("HyperDAS (entity")}
+    assert ablated == {"HyperDAS (entity position)"}  # one read-out: the positions are fixed
     details = json.loads((out / "details.json").read_text())
     das = next(s for s in details["scores"] if (s["method"], s["split"]) == ("DAS", "test_entity"))
     assert set(das["per_seed"]) == {"0", "1"} and set(das["over_seeds"]) == {
@@ -637,3 +649,12 @@ def test_longest_first_changes_the_order_units_run_in_not_the_report(
     assert ran == ["random subspace", "no intervention"]
     assert [r.method for r in report.records] == [r.method for r in reference.records]
     assert report.summary() == reference.summary()
+
+
+def test_ablations_run_only_when_named():
+    assert set(compare.DEFAULT_METHODS) == set(METHODS) - {
+        "DAS (pooled)", "MDAS (pooled)", "HyperDAS (entity position)"
+    }  # fmt: skip
+    assert compare.methods.scored_names("HyperDAS (entity position)") == (
+        "HyperDAS (entity position)",
+    )

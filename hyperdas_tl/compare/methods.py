@@ -14,15 +14,31 @@ METHODS: tuple[str, ...] = (
     "DAS (pooled)",
     "MDAS (pooled)",
     "HyperDAS",
+    "HyperDAS (entity position)",
 )
 """Every method :func:`compare_methods` knows (``"HyperDAS"`` is scored as its read-outs)."""
-DEFAULT_METHODS: tuple[str, ...] = tuple(m for m in METHODS if "pooled" not in m)
+HYPERDAS_ENTITY_POSITION = "HyperDAS (entity position)"
+"""The ablation of HyperDAS's position selection: the hypernetwork builds the subspace, the
+interchange is at DAS's fixed positions (source entity token -> base entity token; see
+``HyperDASArchitecture.positions``). Scored under its own name: its three read-outs are one."""
+ABLATIONS = frozenset({"DAS (pooled)", "MDAS (pooled)", HYPERDAS_ENTITY_POSITION})
+"""Methods run only when asked for by name."""
+DEFAULT_METHODS: tuple[str, ...] = tuple(m for m in METHODS if m not in ABLATIONS)
 SEEDED_METHODS = frozenset(
-    {"random subspace", "DAS", "MDAS", "DAS (pooled)", "MDAS (pooled)", "HyperDAS"}
+    {
+        "random subspace",
+        "DAS",
+        "MDAS",
+        "DAS (pooled)",
+        "MDAS (pooled)",
+        "HyperDAS",
+        HYPERDAS_ENTITY_POSITION,
+    }
 )
 """Methods run once per seed; the others are deterministic and run once (seed None)."""
 LONGEST_FIRST: tuple[str, ...] = (
     "HyperDAS",
+    HYPERDAS_ENTITY_POSITION,
     "MDAS",
     "MDAS (pooled)",
     "DAS",

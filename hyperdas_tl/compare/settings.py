@@ -6,7 +6,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hyperdas_tl.baselines.das import OBJECTIVES, Objective
-from hyperdas_tl.compare.methods import HYPERDAS_METHODS, NO_INTERVENTION
+from hyperdas_tl.compare.methods import (
+    HYPERDAS_ENTITY_POSITION,
+    HYPERDAS_METHODS,
+    NO_INTERVENTION,
+)
 from hyperdas_tl.config_dict import check_known_fields
 from hyperdas_tl.hyperdas.config import HyperDASConfig
 from hyperdas_tl.metrics import JUDGE_MODES, EvalConfig, JudgeMode
@@ -140,8 +144,9 @@ class CompareSettings:
 
 def default_differences(methods: Iterable[str]) -> list[tuple[str, str]]:
     """The comparisons the README states, among ``methods`` (scored names): each HyperDAS
-    read-out minus MDAS and minus DAS, soft minus one-to-one, and every trained method
-    (DAS, MDAS, each HyperDAS read-out) minus the no-op (has it done anything at all?)."""
+    read-out minus MDAS and minus DAS, soft minus one-to-one, the entity-position ablation
+    minus MDAS, DAS and each read-out, and every trained method (DAS, MDAS, each HyperDAS
+    read-out, the ablation) minus the no-op (has it done anything at all?)."""
     present = set(methods)
     pairs = [
         (hyperdas, baseline)
@@ -151,10 +156,16 @@ def default_differences(methods: Iterable[str]) -> list[tuple[str, str]]:
     ]
     if {"HyperDAS (soft)", "HyperDAS (one_to_one)"} <= present:
         pairs.append(("HyperDAS (soft)", "HyperDAS (one_to_one)"))
+    if HYPERDAS_ENTITY_POSITION in present:
+        pairs += [
+            (HYPERDAS_ENTITY_POSITION, other)
+            for other in ("MDAS", "DAS", *HYPERDAS_METHODS)
+            if other in present
+        ]
     if NO_INTERVENTION in present:
         pairs += [
             (method, NO_INTERVENTION)
-            for method in ("DAS", "MDAS", *HYPERDAS_METHODS)
+            for method in ("DAS", "MDAS", *HYPERDAS_METHODS, HYPERDAS_ENTITY_POSITION)
             if method in present
         ]
     return pairs

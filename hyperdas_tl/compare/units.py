@@ -20,7 +20,7 @@ from hyperdas_tl.baselines.das import (
     train_attribute_subspaces,
 )
 from hyperdas_tl.baselines.probes import ProbeConfig, train_probes
-from hyperdas_tl.compare.methods import METHODS
+from hyperdas_tl.compare.methods import HYPERDAS_ENTITY_POSITION, METHODS
 from hyperdas_tl.compare.records import ExampleRecord
 from hyperdas_tl.compare.run_folder import unit_checkpoint_path, unit_name
 from hyperdas_tl.compare.settings import CompareSettings
@@ -28,7 +28,7 @@ from hyperdas_tl.data.batching import InterventionBatch, collate_examples
 from hyperdas_tl.data.examples import InterventionExample
 from hyperdas_tl.experiment import ExperimentData
 from hyperdas_tl.hyperdas.config import SELECTION_MODES
-from hyperdas_tl.hyperdas.intervention import hyperdas_read_outs
+from hyperdas_tl.hyperdas.intervention import hyperdas_intervention, hyperdas_read_outs
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.hyperdas.train import train_hyperdas
 from hyperdas_tl.metrics import Intervention, evaluate_interventions, no_intervention
@@ -152,13 +152,20 @@ def _read_outs(hyperdas: HyperDAS) -> dict[str, Intervention]:
     return hyperdas_read_outs(hyperdas, SELECTION_MODES)
 
 
-def _run_hyperdas(ctx: UnitContext, seed: int) -> UnitResult:
+def _run_hyperdas(ctx: UnitContext, method: str, seed: int) -> UnitResult:
+    """``"HyperDAS"`` (scored as its read-outs) or its entity-position ablation (scored once,
+    under its own name: with fixed positions the read-outs are one intervention)."""
     settings = ctx.settings
-    if seed in ctx.trained_hyperdas:
+    entity = method == HYPERDAS_ENTITY_POSITION
+    if not entity and seed in ctx.trained_hyperdas:
         given = ctx.trained_hyperdas[seed].eval()
         return UnitResult(_read_outs(given), {"config": given.config.to_dict(), "given": True})
     config = settings.hyperdas.with_fields(
-        layer=ctx.layer, k=ctx.k, seed=seed, data=ctx.data.config.to_dict()
+        layer=ctx.layer,
+        k=ctx.k,
+        seed=seed,
+        data=ctx.data.config.to_dict(),
+        positions="entity" if entity else "selected",
     )
     train = ctx.batches["train"]
     if settings.hyperdas_batch_size is not None:
@@ -175,7 +182,7 @@ def _run_hyperdas(ctx: UnitContext, seed: int) -> UnitResult:
         ]
     checkpoint_dir = None
     if ctx.out is not None:
-        checkpoint_dir = unit_checkpoint_path(ctx.out, unit_name("HyperDAS", seed))
+        checkpoint_dir = unit_checkpoint_path(ctx.out, unit_name(method, seed))
         every = config.training.checkpoint_every or UNIT_CHECKPOINT_EVERY
         config = config.with_fields(checkpoint_every=every)
     else:
@@ -194,6 +201,8 @@ def _run_hyperdas(ctx: UnitContext, seed: int) -> UnitResult:
         "steps": trained.steps,
         "history": [record.to_dict() for record in trained.history],
     }
+    if entity:
+        return UnitResult({method: hyperdas_intervention(hyperdas.eval(), "soft")}, curves)
     return UnitResult(_read_outs(hyperdas), curves)
 
 
@@ -210,8 +219,8 @@ def run_unit(ctx: UnitContext, method: str, seed: int | None) -> UnitResult:
         return _run_probe(ctx)
     if method in ("DAS", "MDAS", "DAS (pooled)", "MDAS (pooled)"):
         return _run_das(ctx, method, int(seed))  # type: ignore[arg-type]
-    if method == "HyperDAS":
-        return _run_hyperdas(ctx, int(seed))  # type: ignore[arg-type]
+    if method in ("HyperDAS", HYPERDAS_ENTITY_POSITION):
+        return _run_hyperdas(ctx, method, int(seed))  # type: ignore[arg-type]
     raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
 
 

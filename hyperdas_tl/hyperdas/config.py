@@ -49,6 +49,8 @@ SelectionMode = Literal["soft", "one_to_many", "one_to_one"]
 SELECTION_MODES: tuple[SelectionMode, ...] = get_args(SelectionMode)
 StateRouting = Literal["grouped", "all"]
 SelectionScore = Literal["dot", "cosine"]
+PositionSource = Literal["selected", "entity"]
+POSITION_SOURCES: tuple[PositionSource, ...] = get_args(PositionSource)
 
 
 def check_selection_mode(mode: str) -> None:
@@ -106,6 +108,12 @@ class HyperDASArchitecture:
     the unintervened model instead of blending every source token into every base token."""
     one_to_one_floor: float = 0.1
     """Minimum soft weight a source token's bid needs in the one-to-one read-out."""
+    positions: PositionSource = "selected"
+    """Where the interchange reads and writes. ``"selected"`` (HyperDAS): the position-selection
+    module chooses, per example, which source tokens feed which base tokens. ``"entity"`` (an
+    ablation): the source's last entity token feeds the base's last entity token, the fixed
+    positions DAS uses, for every read-out; the hypernetwork then only builds the subspace. It
+    separates HyperDAS's two halves: does it fail at finding the positions or at the subspace?"""
     target_dtype: Annotated[str | None, Suppress] = None
     """Dtype of the frozen target the weights were trained against (``"float32"`` /
     ``"bfloat16"``), recorded when the model is built; re-evaluation loads the target in it."""
@@ -131,6 +139,8 @@ class HyperDASArchitecture:
             raise ValueError(
                 f"null_init_weight must be in (0, 1) or None, got {self.null_init_weight}"
             )
+        if self.positions not in POSITION_SOURCES:
+            raise ValueError(f"positions must be one of {POSITION_SOURCES}, got {self.positions!r}")
         if not 0.0 <= self.one_to_one_floor < 1.0:
             raise ValueError(f"one_to_one_floor must be in [0, 1), got {self.one_to_one_floor}")
 

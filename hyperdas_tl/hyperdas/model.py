@@ -7,7 +7,9 @@ One forward (:meth:`HyperDAS.forward`):
    normalised output; no unembedding).
 2. The hypernetwork reads the concept tokens and those states and returns the encoding ``e``.
 3. The selection module turns ``e`` and the layer-L states into soft weights ``A``, read out as
-   soft / one-to-many / one-to-one; the subspace module turns ``e`` into ``R(e)``.
+   soft / one-to-many / one-to-one (with ``architecture.positions="entity"``, the ablation, the
+   selection is fixed instead: source entity token -> base entity token, as DAS intervenes);
+   the subspace module turns ``e`` into ``R(e)``.
 4. The intervened pass starts at layer L from the base's ``hook_resid_pre`` (blocks before L never
    run again, so nothing before L is kept for backward) with the soft interchange hook of
    :mod:`hyperdas_tl.hooks` on ``blocks.L.hook_resid_pre``, scoped by ``model.hooks``.
@@ -34,6 +36,7 @@ from hyperdas_tl.hyperdas.hypernetwork import Hypernetwork
 from hyperdas_tl.hyperdas.loss import HyperDASLoss, hyperdas_loss
 from hyperdas_tl.hyperdas.selection import PositionSelection, read_out
 from hyperdas_tl.hyperdas.subspace import HouseholderSubspace
+from hyperdas_tl.interchange import positions_to_selection
 from hyperdas_tl.models import module_device
 from hyperdas_tl.partial_forward import ResidStreamStates, resid_stream_states, run_from_layer
 from hyperdas_tl.precision import autocast_like, model_dtype, precision_name
@@ -208,16 +211,24 @@ class HyperDAS(nn.Module):
                 source_mask,
             )
             layer = self.layer
-            soft = self.selection(
-                encoding, states.base.at(layer), states.source.at(layer), base_mask, source_mask
-            )
-            selection = read_out(
-                soft,
-                selection_mode,
-                base_mask,
-                source_mask,
-                self.config.architecture.one_to_one_floor,
-            )
+            if self.config.architecture.positions == "entity":  # the ablation: DAS's positions
+                soft = selection = positions_to_selection(
+                    batch.source_entity_last.to(encoding.device)[:, None],
+                    batch.base_entity_last.to(encoding.device)[:, None],
+                    src_pos=source_mask.shape[1],
+                    base_pos=base_mask.shape[1],
+                )
+            else:
+                soft = self.selection(
+                    encoding, states.base.at(layer), states.source.at(layer), base_mask, source_mask
+                )
+                selection = read_out(
+                    soft,
+                    selection_mode,
+                    base_mask,
+                    source_mask,
+                    self.config.architecture.one_to_one_floor,
+                )
             # R(e) in float32 even under autocast: its columns must stay orthonormal to 1e-3
             with torch.autocast(device_type=encoding.device.type, enabled=False):
                 basis = self.subspace(encoding.float())

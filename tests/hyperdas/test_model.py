@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from bad_input import raises_bad_input
 from hyperdas_helpers import build_batch, build_config
 from jaxtyping import TypeCheckError
 
@@ -14,6 +15,7 @@ from hyperdas_tl.hyperdas.loss import sparsity_penalty, sparsity_weight
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.hyperdas.selection import one_to_one
 from hyperdas_tl.hyperdas.subspace import orthonormality_error
+from hyperdas_tl.metrics import entity_interchange_hooks
 
 
 @pytest.fixture(scope="module")
@@ -289,3 +291,30 @@ def test_cosine_selection_scores_are_bounded_by_the_learned_temperature(tiny_tar
     assert "selection.log_temperature" not in dict(
         HyperDAS(tiny_target, build_config()).named_parameters()
     )
+
+
+def test_entity_positions_interchange_exactly_where_das_does(tiny_target):
+    """The ablation ``positions="entity"``: every read-out is the fixed interchange source
+    entity token -> base entity token (DAS's hooks with HyperDAS's per-example R(e)), and the
+    selection module gets no gradient (it is not used)."""
+    model = HyperDAS(tiny_target, build_config(positions="entity"))
+    batch = replace(
+        build_batch(),
+        base_entity_last=torch.tensor([2, 1, 2]),
+        source_entity_last=torch.tensor([1, 3, 2]),
+    )
+    outs = {mode: model(batch, mode) for mode in SELECTION_MODES}
+    width = batch.base_ids.shape[1]
+    hooks = entity_interchange_hooks(tiny_target, model.layer, batch, width, outs["soft"].basis)
+    with tiny_target.hooks(fwd_hooks=hooks):
+        expected = tiny_target(batch.base_ids, attention_mask=batch.base_attention_mask)
+    for out in outs.values():
+        assert torch.equal(out.selection, outs["soft"].selection)
+        torch.testing.assert_close(out.logits, expected, atol=1e-5, rtol=1e-5)
+    selected = {int(i) for i in outs["soft"].selection[:, :-1].nonzero()[:, 0]}
+    assert selected == {0, 1, 2} and outs["soft"].selection[:, :-1].sum().item() == 3
+    outs["soft"].loss.total.backward()
+    assert all(p.grad is None for p in model.selection.parameters())
+    assert all(p.grad is not None for p in model.subspace.parameters())
+    with raises_bad_input("positions must be one of"):
+        build_config(positions="random")
