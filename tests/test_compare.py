@@ -515,6 +515,11 @@ def test_a_trained_hyperdas_that_does_not_fit_is_refused(tiny_model, data):
         compare_methods(tiny_model, data, 2, 4, ["DAS"], [0], trained_hyperdas={0: given})
 
 
+def verdicts(report):
+    """Every verdict of a report, in a fixed order."""
+    return sorted((r.method, r.split, r.example_id, r.correct) for r in report.records)
+
+
 def test_a_hyperdas_unit_stopped_mid_training_resumes_from_its_checkpoint(
     tiny_model, data, tmp_path, monkeypatch, caplog
 ):
@@ -544,9 +549,7 @@ def test_a_hyperdas_unit_stopped_mid_training_resumes_from_its_checkpoint(
         resumed = run(tmp_path / "stopped")
     assert "Resuming HyperDAS training from step 2" in caplog.text
     uninterrupted = run(tmp_path / "whole")
-    verdicts = [sorted((r.method, r.split, r.example_id, r.correct) for r in report.records)
-                for report in (resumed, uninterrupted)]  # fmt: skip
-    assert verdicts[0] == verdicts[1]
+    assert verdicts(resumed) == verdicts(uninterrupted)
     steps = [report.curves["HyperDAS seed 0"]["history"] for report in (resumed, uninterrupted)]
     assert steps[0] == steps[1] and len(steps[0]) == 3  # the resumed unit's history is whole
     # without a run folder there is nowhere to checkpoint: the cadence is dropped, not an error
@@ -584,9 +587,7 @@ def test_a_das_unit_stopped_part_way_trains_only_its_unfinished_runs(
     attributes = list(data.config.attributes)  # the order the unit trains them in
     assert trained == [(attributes[1], lr) for lr in SETTINGS.das_lrs[1:]]  # only the unfinished
     uninterrupted = run(tmp_path / "whole")
-    verdicts = [sorted((r.method, r.split, r.example_id, r.correct) for r in report.records)
-                for report in (resumed, uninterrupted)]  # fmt: skip
-    assert verdicts[0] == verdicts[1]
+    assert verdicts(resumed) == verdicts(uninterrupted)
     curves = [report.curves["MDAS seed 0"]["attributes"] for report in (resumed, uninterrupted)]
     for attribute in attributes:
         assert curves[0][attribute]["best_lr"] == curves[1][attribute]["best_lr"]
