@@ -142,6 +142,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="re-batch the training examples for HyperDAS (default: --batch-size)",
     )
+    run.add_argument(
+        "--hyperdas-cause-weight",
+        type=float,
+        default=None,
+        help="loss weight of HyperDAS's cause examples (default: the official 3.5)",
+    )
+    run.add_argument(
+        "--hyperdas-isolate-weight",
+        type=float,
+        default=None,
+        help="loss weight of HyperDAS's isolate examples (default: the official 0.5; MDAS "
+        "weighs the two kinds equally)",
+    )
     run.add_argument("--null-init-weight", type=float, default=0.5)
     run.add_argument("--n-hypernet-layers", type=int, default=8)
     run.add_argument("--selection-score", choices=("dot", "cosine"), default="dot")
@@ -219,6 +232,46 @@ def committed_files(folder: Path) -> list[str]:
     return listed.stdout.split()
 
 
+def compare_settings(args: argparse.Namespace) -> CompareSettings:
+    """The comparison's settings from the parsed options (a bad value raises ``ValueError``)."""
+    hyperdas = HyperDASConfig.build(
+        target_model=args.model,
+        n_hypernet_layers=args.n_hypernet_layers,
+        n_steps=args.hyperdas_steps,
+        lr=args.hyperdas_lr,
+        head_lr=args.hyperdas_head_lr,
+        null_init_weight=args.null_init_weight,
+        selection_score=args.selection_score,
+        cache_target_states=not args.no_cache_states,
+        **{
+            name: value
+            for name, value in (
+                ("cause_weight", args.hyperdas_cause_weight),
+                ("isolate_weight", args.hyperdas_isolate_weight),
+            )
+            if value is not None
+        },
+    )
+    return CompareSettings(
+        val_split=args.val_split,
+        eval_splits=None if args.eval_splits is None else tuple(args.eval_splits),
+        modes=tuple(args.modes),
+        max_new_tokens=args.max_new_tokens,
+        das_lrs=tuple(args.das_lrs),
+        das_max_epochs=args.das_max_epochs,
+        das_patience=args.das_patience,
+        layer_epochs=args.layer_epochs,
+        hyperdas=hyperdas,
+        hyperdas_batch_size=args.hyperdas_batch_size,
+        bootstrap=BootstrapConfig(
+            n_resamples=args.n_resamples,
+            method=args.bootstrap_method,
+            cluster=not args.plain_bootstrap,
+        ),
+        show_progress=args.progress,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -243,34 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         instance_attributes=tuple(args.instance_attributes or args.attributes),
         instance_generation=args.instance_generation,
     )
-    hyperdas = HyperDASConfig.build(
-        target_model=args.model,
-        n_hypernet_layers=args.n_hypernet_layers,
-        n_steps=args.hyperdas_steps,
-        lr=args.hyperdas_lr,
-        head_lr=args.hyperdas_head_lr,
-        null_init_weight=args.null_init_weight,
-        selection_score=args.selection_score,
-        cache_target_states=not args.no_cache_states,
-    )
-    settings = CompareSettings(
-        val_split=args.val_split,
-        eval_splits=None if args.eval_splits is None else tuple(args.eval_splits),
-        modes=tuple(args.modes),
-        max_new_tokens=args.max_new_tokens,
-        das_lrs=tuple(args.das_lrs),
-        das_max_epochs=args.das_max_epochs,
-        das_patience=args.das_patience,
-        layer_epochs=args.layer_epochs,
-        hyperdas=hyperdas,
-        hyperdas_batch_size=args.hyperdas_batch_size,
-        bootstrap=BootstrapConfig(
-            n_resamples=args.n_resamples,
-            method=args.bootstrap_method,
-            cluster=not args.plain_bootstrap,
-        ),
-        show_progress=args.progress,
-    )  # settings are checked here, before the model loads
+    settings = compare_settings(args)  # checked here, before the model loads
     start = time.perf_counter()
     started = start_run(
         args.model,

@@ -73,6 +73,27 @@ def test_run_benchmark_refuses_bad_settings_before_the_model_loads(tmp_path, mon
     argv = ["--source", "geonames", "--das-lrs", "0.01", "0.01", "--out", str(tmp_path / "o")]
     assert run_script(partial(script("run_benchmark").main, argv)) == EXIT_ERROR
     assert capsys.readouterr().err.startswith("error: das_lrs repeat a learning rate")
+    argv = ["--source", "geonames", "--hyperdas-isolate-weight", "-1", "--out", str(tmp_path)]
+    assert run_script(partial(script("run_benchmark").main, argv)) == EXIT_ERROR
+    assert "isolate_weight" in capsys.readouterr().err
+
+
+def test_run_benchmark_passes_the_hyperdas_loss_weights_on(tmp_path):
+    module = script("run_benchmark")
+    default = module.compare_settings(module.parse_args(["--out", str(tmp_path)]))
+    assert (default.hyperdas.training.cause_weight, default.hyperdas.training.isolate_weight) == (
+        3.5, 0.5
+    )  # fmt: skip
+    argv = [
+        "--hyperdas-cause-weight",
+        "1",
+        "--hyperdas-isolate-weight",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
+    equal = module.compare_settings(module.parse_args(argv))
+    assert (equal.hyperdas.training.cause_weight, equal.hyperdas.training.isolate_weight) == (1, 1)
 
 
 def test_every_script_runs_inside_the_error_boundary():
