@@ -31,10 +31,9 @@ import torch
 
 from hyperdas_tl import faithfulness as ft
 from hyperdas_tl.cli.entry import run_script
-from hyperdas_tl.experiment import TEST_SPLITS, DataConfig, build_experiment_data
-from hyperdas_tl.hyperdas.checkpoint import load_hyperdas, read_checkpoint_config
-from hyperdas_tl.models import load_model
-from hyperdas_tl.precision import model_dtype, precision_name
+from hyperdas_tl.experiment import TEST_SPLITS
+from hyperdas_tl.hyperdas.run import load_checkpoint
+from hyperdas_tl.precision import PRECISIONS, model_dtype, precision_name
 from hyperdas_tl.provenance import run_provenance
 from hyperdas_tl.viz import householder_pca_figure
 
@@ -155,16 +154,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "faithfulness_smollm2")
     parser.add_argument("--figure", type=Path, default=FIGURES / "householder_pca_smollm2.png")
     parser.add_argument("--device", default=None)
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="dtype of the target (default: the one the checkpoint was trained against)",
+    )
+    parser.add_argument("--allow-emulated-bf16", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.manual_seed(args.seed)
 
     start = time.perf_counter()
-    config, _ = read_checkpoint_config(args.checkpoint)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    loaded = load_checkpoint(
+        args.checkpoint,
+        device=args.device,
+        precision=args.precision,
+        allow_emulated_bf16=args.allow_emulated_bf16,
+    )  # the target in the checkpoint's dtype: a bf16-trained HyperDAS is scored on a bf16 target
+    config, target, data = loaded.config, loaded.target, loaded.data
+    hyperdas = loaded.model.eval()
     model_name = config.architecture.target_model
-    target = load_model(model_name, device=args.device)
-    hyperdas = load_hyperdas(args.checkpoint, target).eval()
-    data = build_experiment_data(target, DataConfig.from_dict(config.data), model_name=model_name)
     report: dict[str, Any] = {
         "model": model_name,
         "checkpoint": str(args.checkpoint),

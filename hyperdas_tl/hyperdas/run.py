@@ -33,7 +33,7 @@ from hyperdas_tl.hyperdas.checkpoint import (
     load_hyperdas,
     read_checkpoint_config,
 )
-from hyperdas_tl.hyperdas.config import SELECTION_MODES, SelectionMode
+from hyperdas_tl.hyperdas.config import SELECTION_MODES, HyperDASConfig, SelectionMode
 from hyperdas_tl.hyperdas.intervention import hyperdas_read_outs
 from hyperdas_tl.hyperdas.model import HyperDAS
 from hyperdas_tl.hyperdas.profiles import PROFILES as PROFILES
@@ -48,7 +48,7 @@ from hyperdas_tl.metrics import (
     results_to_markdown,
 )
 from hyperdas_tl.models import default_device, load_model
-from hyperdas_tl.precision import Precision, precision_name, resolve_precision
+from hyperdas_tl.precision import Precision, model_dtype, precision_name, resolve_precision
 from hyperdas_tl.provenance import run_provenance
 from hyperdas_tl.run_start import start_run
 from hyperdas_tl.target import TargetModel
@@ -298,6 +298,41 @@ def train_and_evaluate(
     return RunResult(model, data, train, results, seconds, out)
 
 
+@dataclass
+class LoadedCheckpoint:
+    """A HyperDAS checkpoint with its target (in the dtype it was trained against) and its
+    data rebuilt from the settings it records."""
+
+    config: HyperDASConfig
+    target: TargetModel
+    model: HyperDAS
+    data: ExperimentData
+
+
+def load_checkpoint(
+    checkpoint_dir: str | Path,
+    *,
+    device: str | None = None,
+    precision: Precision | None = None,
+    allow_emulated_bf16: bool = False,
+) -> LoadedCheckpoint:
+    """Load ``checkpoint_dir``'s HyperDAS on its target, the target in the dtype the checkpoint
+    was trained against (``precision`` overrides it; a bf16 checkpoint on hardware without native
+    bf16 needs ``allow_emulated_bf16`` or another ``precision``), and rebuild its data (the
+    instance cache is keyed by that dtype, so a bf16 checkpoint finds its bf16 instance)."""
+    config, _ = read_checkpoint_config(checkpoint_dir)
+    if precision is None:
+        precision = config.architecture.target_dtype or "auto"  # type: ignore[assignment]
+    dtype = resolve_precision(
+        precision, device or default_device(), allow_emulated=allow_emulated_bf16
+    )
+    model_name = config.architecture.target_model
+    target = load_model(model_name, device=device, dtype=dtype)
+    model = load_hyperdas(checkpoint_dir, target)
+    data = build_experiment_data(target, DataConfig.from_dict(config.data), model_name=model_name)
+    return LoadedCheckpoint(config, target, model, data)
+
+
 def evaluate_checkpoint(
     checkpoint_dir: str | Path,
     *,
@@ -312,16 +347,12 @@ def evaluate_checkpoint(
     target in the dtype it was trained against (``precision`` overrides it; a bf16 checkpoint
     on hardware without native bf16 needs ``allow_emulated_bf16`` or another ``precision``)."""
     preflight_evaluation(checkpoint_dir, out_dir)
-    config, _ = read_checkpoint_config(checkpoint_dir)
-    if precision is None:
-        precision = config.architecture.target_dtype or "auto"  # type: ignore[assignment]
-    dtype = resolve_precision(
-        precision, device or default_device(), allow_emulated=allow_emulated_bf16
+    loaded = load_checkpoint(
+        checkpoint_dir, device=device, precision=precision, allow_emulated_bf16=allow_emulated_bf16
     )
+    config, model, data = loaded.config, loaded.model, loaded.data
     model_name = config.architecture.target_model
-    target = load_model(model_name, device=device, dtype=dtype)
-    model = load_hyperdas(checkpoint_dir, target)
-    data = build_experiment_data(target, DataConfig.from_dict(config.data), model_name=model_name)
+    dtype = model_dtype(loaded.target)
     eval_config = EvalConfig(modes=eval_modes, show_progress=show_progress)
     start = time.perf_counter()
     partial = {"model": model_name, "hyperdas": config.to_dict()}

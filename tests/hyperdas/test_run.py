@@ -191,3 +191,25 @@ def test_preflight_finds_bad_input_before_the_model_loads(
         monkeypatch.setattr(run_dir.shutil, "disk_usage", lambda p: usage._replace(free=2**20))
     with pytest.raises(ValueError, match=message):
         train_and_evaluate(profile, model_name="tiny-llama", out_dir=out, resume=resume)
+
+
+def test_a_checkpoint_loads_on_its_target_in_the_dtype_it_was_trained_against(
+    oracle, tiny_target, tmp_path
+):
+    """``load_checkpoint`` (what ``evaluate`` and analyses/run_faithfulness.py load through): a
+    bf16-trained HyperDAS is scored on a bf16 target unless told otherwise."""
+    import copy
+
+    import torch
+
+    from hyperdas_tl.hyperdas.run import load_checkpoint
+    from hyperdas_tl.precision import model_dtype
+
+    saved_training_checkpoint(tmp_path, copy.deepcopy(tiny_target).to(torch.bfloat16),
+                              tiny_profile(oracle))  # fmt: skip
+    checkpoint = tmp_path / "checkpoint"
+    loaded = load_checkpoint(checkpoint, device="cpu", allow_emulated_bf16=True)
+    assert loaded.config.architecture.target_dtype == "bfloat16"
+    assert model_dtype(loaded.target) == torch.bfloat16 and loaded.data.batches["train"]
+    override = load_checkpoint(checkpoint, device="cpu", precision="float32")
+    assert model_dtype(override.target) == torch.float32
