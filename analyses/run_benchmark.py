@@ -272,15 +272,20 @@ def compare_settings(args: argparse.Namespace) -> CompareSettings:
     )
 
 
-def benchmark_data_config(args: argparse.Namespace) -> DataConfig:
-    """The run's data config. The RAVEL archive is recorded by its absolute path, so that a
-    resumed run which spells the same file differently (``../shared/ravel/data.tgz`` from
-    another checkout) is the same comparison in ``run.json``."""
-    return DataConfig(
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    tracked = committed_files(args.out)
+    if tracked and not args.allow_committed:
+        raise SystemExit(
+            f"{args.out} holds committed files ({tracked[0]}, ...); pass --allow-committed to "
+            "write there or choose another --out"
+        )
+    data_config = DataConfig(
         source=args.source,
         domain=args.domain,
         attributes=tuple(args.attributes),
-        ravel_path=None if args.ravel is None else str(Path(args.ravel).expanduser().resolve()),
+        ravel_path=args.ravel,
         max_entities=args.max_entities,
         max_templates=args.max_templates,
         train_pairs=args.train_pairs,
@@ -291,18 +296,6 @@ def benchmark_data_config(args: argparse.Namespace) -> DataConfig:
         instance_attributes=tuple(args.instance_attributes or args.attributes),
         instance_generation=args.instance_generation,
     )
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    tracked = committed_files(args.out)
-    if tracked and not args.allow_committed:
-        raise SystemExit(
-            f"{args.out} holds committed files ({tracked[0]}, ...); pass --allow-committed to "
-            "write there or choose another --out"
-        )
-    data_config = benchmark_data_config(args)
     settings = compare_settings(args)  # checked here, before the model loads
     start = time.perf_counter()
     started = start_run(

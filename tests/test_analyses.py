@@ -96,26 +96,6 @@ def test_run_benchmark_passes_the_hyperdas_loss_weights_on(tmp_path):
     assert (equal.hyperdas.training.cause_weight, equal.hyperdas.training.isolate_weight) == (1, 1)
 
 
-def test_run_benchmark_records_the_ravel_archive_by_its_absolute_path(tmp_path, monkeypatch):
-    # a resumed run that spells the same archive differently is the same comparison
-    module = script("run_benchmark")
-    archive = tmp_path / "ravel" / "data.tgz"
-    archive.parent.mkdir()
-    archive.write_bytes(b"")
-    (tmp_path / "checkout").mkdir()
-    monkeypatch.chdir(tmp_path / "checkout")
-    spellings = ["../ravel/data.tgz", str(archive), f"{tmp_path}/checkout/../ravel/data.tgz"]
-    paths = {
-        module.benchmark_data_config(
-            module.parse_args(["--ravel", spelling, "--out", str(tmp_path / "out")])
-        ).ravel_path
-        for spelling in spellings
-    }
-    assert paths == {str(archive.resolve())}
-    offline = module.parse_args(["--source", "geonames", "--out", str(tmp_path / "out")])
-    assert module.benchmark_data_config(offline).ravel_path is None
-
-
 def test_every_script_runs_inside_the_error_boundary():
     for path in sorted(ANALYSES.glob("*.py")):
         tree = ast.parse(path.read_text())

@@ -369,6 +369,30 @@ def test_a_run_recorded_with_the_legacy_bucket_flag_resumes_only_as_that_bucketi
             )
 
 
+def test_a_run_resumes_whatever_spelling_of_its_ravel_archive_it_is_given(
+    tiny_model, data, run, tmp_path, monkeypatch
+):
+    out, report, *_ = run
+    copy = tmp_path / "spelled"
+    shutil.copytree(out, copy)
+    archive = tmp_path / "ravel" / "data.tgz"
+    (tmp_path / "checkout").mkdir()
+    monkeypatch.chdir(tmp_path / "checkout")
+    saved = json.loads((copy / "run.json").read_text())
+    saved["fingerprint"]["data"]["ravel_path"] = str(archive)
+    (copy / "run.json").write_text(json.dumps(saved))
+    relative = dataclasses.replace(
+        data, config=dataclasses.replace(data.config, ravel_path="../ravel/data.tgz")
+    )
+    again = resume_without_training(tiny_model, relative, copy, monkeypatch)
+    assert again.summary() == report.summary()
+    other = dataclasses.replace(
+        data, config=dataclasses.replace(data.config, ravel_path="../other/data.tgz")
+    )
+    with raises_bad_input(r"holds a different comparison \(differs in \['data'\]\)"):
+        compare_methods(tiny_model, other, [1, 2], 4, RUN, SEEDS, settings=SETTINGS, out_dir=copy)
+
+
 def test_record_files_are_reproducible_gzip(run):
     out, report, *_ = run
     packed = (out / "records.jsonl.gz").read_bytes()

@@ -88,7 +88,7 @@ def run_fingerprint(
             "d_model": int(cfg.d_model),
             "dtype": precision_name(model_dtype(model)),
         },
-        "data": data.config.to_dict(),
+        "data": _data_fingerprint(data.config),
         "examples_sha1": digest.hexdigest(),
         "layer": layer,
         "k": k,
@@ -96,14 +96,24 @@ def run_fingerprint(
     }
 
 
+def _data_fingerprint(config: DataConfig) -> dict[str, Any]:
+    """What ``run.json`` records of the data config: the RAVEL archive by its absolute path, so
+    that a run resumed with another spelling of the same file (``../shared/ravel/data.tgz`` from
+    another checkout) is the same comparison."""
+    recorded = config.to_dict()
+    if recorded["ravel_path"] is not None:
+        recorded["ravel_path"] = str(Path(recorded["ravel_path"]).expanduser().resolve())
+    return recorded
+
+
 def _current_layout(fingerprint: dict[str, Any]) -> dict[str, Any]:
     """``fingerprint`` in today's layout: HyperDAS settings nested (runs started before the
     architecture / training split recorded them flat) and the data config as
-    :meth:`DataConfig.from_dict` reads it (``bucket_by_length`` became ``bucketing``); the
-    values are the same."""
+    :meth:`DataConfig.from_dict` reads it (``bucket_by_length`` became ``bucketing``), its
+    archive path absolute; the values are the same."""
     fingerprint = dict(fingerprint)
     if isinstance(fingerprint.get("data"), dict):
-        fingerprint["data"] = DataConfig.from_dict(fingerprint["data"]).to_dict()
+        fingerprint["data"] = _data_fingerprint(DataConfig.from_dict(fingerprint["data"]))
     training = fingerprint.get("training")
     if not isinstance(training, dict) or not isinstance(training.get("hyperdas"), dict):
         return fingerprint
